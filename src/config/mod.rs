@@ -1,0 +1,145 @@
+//! Configuration: the typed settings that the rest of molt reads.
+//!
+//! `Config` is the contract between the configuration layer (settings table, uwsgi.ini,
+//! TOML, command line, environment) and the master. Every field holds a value already
+//! validated and converted to molt's internal units; nothing downstream parses strings.
+//! Field names follow uWSGI's option names with `-` turned into `_`.
+
+mod quick;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use quick::parse_args;
+
+/// One listening address as written by the user (`HOST:PORT`, `:PORT` or a unix path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address; an empty host (`:PORT`) means every IPv4 interface.
+    Tcp { host: String, port: u16 },
+    /// A unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+/// Which front protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 (`http-socket`).
+    Http,
+}
+
+/// A listener the master binds before forking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub addr: ListenAddr,
+    pub protocol: Protocol,
+}
+
+/// The application the workers serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSpec {
+    /// The built-in demo app (`--demo`).
+    Demo,
+    /// No application configured: a configuration error at validation time.
+    None,
+}
+
+/// In which order a recycle brings up the replacement and retires the old worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecycleOrder {
+    /// Spawn the replacement, wait until it is ready, then retire the old worker (default):
+    /// capacity never drops, at the cost of one extra worker's memory for a moment.
+    ReplaceFirst,
+    /// Retire the old worker first, then spawn: for hosts where the extra worker does not fit.
+    RetireFirst,
+}
+
+/// Every setting molt acts on, validated, in internal units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listeners bound by the master (`http-socket`).
+    pub listeners: Vec<Listener>,
+    /// The app the workers run.
+    pub app: AppSpec,
+    /// Number of workers (`processes`, alias `workers`). Always >= 1.
+    pub processes: usize,
+    /// Threads per worker (`threads`): requests served at once by one worker.
+    pub threads: usize,
+    /// Largest request head in bytes (`buffer-size`).
+    pub buffer_size: usize,
+    /// Largest request body in bytes (`limit-post`); `None` = unlimited.
+    pub limit_post: Option<u64>,
+    /// Listen backlog (`listen`).
+    pub listen: i32,
+    /// Recycle after this many requests (`max-requests`); `None` = never.
+    pub max_requests: Option<u64>,
+    /// Per-worker-id spread added to max-requests, as uWSGI: `(id - 1) * delta`.
+    pub max_requests_delta: u64,
+    /// Random extra requests drawn per spawn in `0..=jitter`, as gunicorn's `max_requests_jitter`.
+    pub max_requests_jitter: u64,
+    /// Recycle after this lifetime (`max-worker-lifetime`); `None` = never.
+    pub max_worker_lifetime: Option<Duration>,
+    /// Per-worker-id spread added to the lifetime: `(id - 1) * delta`.
+    pub max_worker_lifetime_delta: Duration,
+    /// Graceful recycle when a worker's RSS reaches this many bytes (`reload-on-rss`, MB in files).
+    pub reload_on_rss: Option<u64>,
+    /// Immediate SIGKILL when a worker's RSS reaches this many bytes (`evil-reload-on-rss`).
+    pub evil_reload_on_rss: Option<u64>,
+    /// A worker younger than this is not recycled for max-requests or lifetime.
+    pub min_worker_lifetime: Duration,
+    /// A request running longer than this kills its worker (`harakiri`).
+    pub harakiri: Option<Duration>,
+    /// Deadline of every graceful stop before SIGKILL (`worker-reload-mercy`).
+    pub worker_reload_mercy: Duration,
+    /// At most this many workers recycle at once (`max-concurrent-recycles`).
+    pub max_concurrent_recycles: usize,
+    /// Replacement-first or retire-first (`recycle-order`).
+    pub recycle_order: RecycleOrder,
+    /// A worker that is not ready after this long counts as a boot failure (`worker-boot-timeout`).
+    pub worker_boot_timeout: Duration,
+    /// Consecutive boot failures before molt gives up when no worker ever started (`max-boot-failures`).
+    pub max_boot_failures: u32,
+    /// Total deadline for a request head from the first byte or from idle (`header-timeout`).
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long (`keepalive-timeout`).
+    pub keepalive_timeout: Duration,
+    /// How often the master samples worker memory from /proc (`memory-sample-interval`).
+    pub memory_sample_interval: Duration,
+    /// Written atomically once listening, removed on clean exit (`pidfile`).
+    pub pidfile: Option<PathBuf>,
+    /// Seed for the max-requests jitter (`jitter-seed`); `None` = random per start.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Vec::new(),
+            app: AppSpec::None,
+            processes: 1,
+            threads: 1,
+            buffer_size: 4096,
+            limit_post: None,
+            listen: 1024,
+            max_requests: None,
+            max_requests_delta: 0,
+            max_requests_jitter: 0,
+            max_worker_lifetime: None,
+            max_worker_lifetime_delta: Duration::ZERO,
+            reload_on_rss: None,
+            evil_reload_on_rss: None,
+            min_worker_lifetime: Duration::from_secs(1),
+            harakiri: None,
+            worker_reload_mercy: Duration::from_secs(60),
+            max_concurrent_recycles: 1,
+            recycle_order: RecycleOrder::ReplaceFirst,
+            worker_boot_timeout: Duration::from_secs(60),
+            max_boot_failures: 5,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            memory_sample_interval: Duration::from_secs(1),
+            pidfile: None,
+            jitter_seed: None,
+        }
+    }
+}
