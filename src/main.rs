@@ -1,11 +1,24 @@
+//! The `molt` binary: parse the configuration, run the master, map errors to exit codes.
+
+use std::sync::Arc;
+
+use molt::config::{self, AppSpec};
+use molt::worker::AppFactory;
+use molt::{demo, master, Error};
+
 fn main() {
+    molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match molt::config::parse_args(args) {
-        Ok(cfg) => println!("{cfg:?}"),
-        Err(errors) => {
-            let e = molt::Error::Config(errors);
-            eprintln!("molt: {e}");
-            std::process::exit(e.exit_code());
-        }
+    let result = config::parse_args(args).map_err(Error::Config).and_then(|cfg| {
+        let app = app_factory(&cfg.app);
+        master::run(&cfg, app)
+    });
+    molt::exit_with(result)
+}
+
+/// The factory that builds the configured app inside each worker.
+fn app_factory(spec: &AppSpec) -> AppFactory {
+    match spec {
+        AppSpec::Demo | AppSpec::None => Arc::new(|| Ok(Box::new(demo::Demo::default()))),
     }
 }

@@ -1,4 +1,210 @@
-//! Shared-memory scoreboard (placeholder until the core lands).
+//! Shared-memory scoreboard: one slot per worker process, written with atomics.
+//!
+//! The master maps the board (anonymous `MAP_SHARED`) before the first fork, so every
+//! worker inherits it and nothing outlives the master. Each slot is page-aligned; a
+//! worker write-protects every page but its own right after fork, so a buggy worker
+//! cannot scribble over its siblings. The master treats every value it reads as
+//! untrusted telemetry (see `master::sample`): it never signals a pid read from here.
+//!
+//! Writing a slot costs no syscall: a request start stores its start time in the
+//! thread's cell, a request end bumps counters.
+
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use nix::sys::mman::{mmap_anonymous, mprotect, munmap, MapFlags, ProtFlags};
 
 /// Most threads one worker may run (one busy-since cell each).
 pub const MAX_THREADS: usize = 64;
+
+/// Number of slots: live workers plus those draining or booting at any moment.
+pub const MAX_SLOTS: usize = 1024;
+
+const PAGE: usize = 4096;
+
+/// What a worker says it is doing. Telemetry only: the master decides from its own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SlotState {
+    /// Forked, app not yet loaded.
+    Booting = 0,
+    /// Loaded and accepting.
+    Ready = 1,
+    /// Stopped accepting; finishing what it owns.
+    Draining = 2,
+}
+
+/// Recycle requests a worker raises on itself (bits of [`Slot::flags`]).
+pub mod flag {
+    /// The worker reached its max-requests threshold.
+    pub const MAX_REQUESTS: u32 = 1;
+    /// The worker measured its memory above reload-on-rss and stopped accepting.
+    pub const RSS: u32 = 2;
+}
+
+/// Per-thread request cell.
+#[repr(C)]
+pub struct Core {
+    /// Monotonic nanoseconds when the running request started; 0 when idle.
+    pub busy_since_ns: AtomicU64,
+    /// Sequence number of the running request within this worker.
+    pub request_id: AtomicU64,
+}
+
+/// One worker's telemetry.
+#[repr(C, align(4096))]
+pub struct Slot {
+    /// Spawn sequence number, written by the master before fork.
+    pub generation: AtomicU64,
+    /// `SlotState` as u32.
+    pub state: AtomicU32,
+    /// Recycle requests raised by the worker (see [`flag`]).
+    pub flags: AtomicU32,
+    /// The worker's own pid, for display only.
+    pub pid: AtomicI32,
+    /// Requests served.
+    pub requests: AtomicU64,
+    /// Responses with status >= 500.
+    pub errors: AtomicU64,
+    /// Response bytes written.
+    pub tx_bytes: AtomicU64,
+    /// Sum of request durations in microseconds (for an average).
+    pub busy_us: AtomicU64,
+    /// The worker's memory as it last measured it (bytes), for display only.
+    pub self_rss: AtomicU64,
+    /// Per-thread request cells.
+    pub cores: [Core; MAX_THREADS],
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == PAGE);
+
+/// The shared mapping.
+pub struct Scoreboard {
+    base: NonNull<Slot>,
+    len: usize,
+}
+
+// The mapping is shared memory accessed only through atomics.
+unsafe impl Send for Scoreboard {}
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// Maps a zeroed board of [`MAX_SLOTS`] slots.
+    pub fn new() -> nix::Result<Self> {
+        let len = MAX_SLOTS * PAGE;
+        let size = NonZeroUsize::new(len).ok_or(nix::Error::EINVAL)?;
+        // SAFETY: a fresh anonymous mapping; zeroed memory is a valid Slot (all atomics).
+        let ptr = unsafe {
+            mmap_anonymous(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)?
+        };
+        Ok(Scoreboard { base: ptr.cast(), len })
+    }
+
+    /// The slot at `index` (`index < MAX_SLOTS`).
+    pub fn slot(&self, index: usize) -> &Slot {
+        assert!(index < MAX_SLOTS, "slot index out of range");
+        // SAFETY: in bounds of a live mapping of MAX_SLOTS slots.
+        unsafe { &*self.base.as_ptr().add(index) }
+    }
+
+    /// Resets a slot before a new worker is forked into it.
+    pub fn reset(&self, index: usize, generation: u64) {
+        let s = self.slot(index);
+        s.generation.store(generation, Relaxed);
+        s.state.store(SlotState::Booting as u32, Relaxed);
+        s.flags.store(0, Relaxed);
+        s.pid.store(0, Relaxed);
+        for c in [&s.requests, &s.errors, &s.tx_bytes, &s.busy_us, &s.self_rss] {
+            c.store(0, Relaxed);
+        }
+        for core in &s.cores {
+            core.busy_since_ns.store(0, Relaxed);
+            core.request_id.store(0, Relaxed);
+        }
+    }
+
+    /// In a worker: makes every page but `own` read-only, so a bug cannot write elsewhere.
+    pub fn protect_all_but(&self, own: usize) -> nix::Result<()> {
+        let base = self.base.cast::<u8>();
+        let before = own * PAGE;
+        let after = (own + 1) * PAGE;
+        // SAFETY: both ranges lie inside our mapping and are page-aligned.
+        unsafe {
+            if before > 0 {
+                mprotect(base.cast(), before, ProtFlags::PROT_READ)?;
+            }
+            if after < self.len {
+                let p = NonNull::new_unchecked(base.as_ptr().add(after));
+                mprotect(p.cast(), self.len - after, ProtFlags::PROT_READ)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once.
+        let _ = unsafe { munmap(self.base.cast(), self.len) };
+    }
+}
+
+impl Slot {
+    /// The worker-reported state, if it is a known value.
+    pub fn state(&self) -> Option<SlotState> {
+        match self.state.load(Relaxed) {
+            0 => Some(SlotState::Booting),
+            1 => Some(SlotState::Ready),
+            2 => Some(SlotState::Draining),
+            _ => None,
+        }
+    }
+
+    /// Sets the worker-reported state.
+    pub fn set_state(&self, s: SlotState) {
+        self.state.store(s as u32, Relaxed);
+    }
+
+    /// The oldest running request's start (monotonic ns) among the first `threads` cells.
+    pub fn oldest_busy_since(&self, threads: usize) -> Option<u64> {
+        self.cores[..threads.min(MAX_THREADS)]
+            .iter()
+            .map(|c| c.busy_since_ns.load(Relaxed))
+            .filter(|&t| t != 0)
+            .min()
+    }
+
+    /// How many threads are inside a request.
+    pub fn busy_threads(&self, threads: usize) -> usize {
+        self.cores[..threads.min(MAX_THREADS)].iter().filter(|c| c.busy_since_ns.load(Relaxed) != 0).count()
+    }
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: one clock for every process on the
+/// host, so master and workers compare their stamps directly; a vDSO call, not a syscall).
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_page_sized_and_reset() {
+        let b = Scoreboard::new().expect("mmap");
+        b.slot(3).requests.store(7, Relaxed);
+        b.slot(3).cores[1].busy_since_ns.store(5, Relaxed);
+        assert_eq!(b.slot(3).oldest_busy_since(4), Some(5));
+        assert_eq!(b.slot(3).busy_threads(4), 1);
+        b.reset(3, 9);
+        assert_eq!(b.slot(3).requests.load(Relaxed), 0);
+        assert_eq!(b.slot(3).generation.load(Relaxed), 9);
+        assert_eq!(b.slot(3).oldest_busy_since(4), None);
+        assert_eq!(b.slot(3).state(), Some(SlotState::Booting));
+    }
+}

@@ -1,0 +1,71 @@
+//! The built-in demo app (`--demo`): routes that exercise every recycling rule.
+//!
+//! - `GET /` -> `Hello, World!`
+//! - `GET /pid` -> the worker's pid
+//! - `GET /leak?kb=N` -> keeps N KiB (touched, so resident) for the life of the worker
+//! - `GET /sleep?ms=N` -> answers after N ms
+//! - `GET /crash` -> the worker aborts
+//! - `POST /echo` -> the request body back
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::app::{App, Request, Response};
+
+/// Most KiB one `/leak` request may keep (a guard against typos, 1 GiB).
+const MAX_LEAK_KB: usize = 1024 * 1024;
+
+/// The demo application.
+#[derive(Default)]
+pub struct Demo {
+    /// Memory kept on purpose by `/leak`.
+    leaked: Mutex<Vec<Vec<u8>>>,
+}
+
+impl App for Demo {
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        match req.path() {
+            "/" => Response::text(200, &b"Hello, World!"[..]),
+            "/pid" => Response::text(200, std::process::id().to_string().into_bytes()),
+            "/leak" => self.leak(req),
+            "/sleep" => sleep(req),
+            "/crash" => std::process::abort(),
+            "/echo" => echo(req),
+            _ => Response::text(404, &b"Not Found\n"[..]),
+        }
+    }
+}
+
+impl Demo {
+    fn leak(&self, req: &Request<'_>) -> Response {
+        let Some(kb) = number(req, "kb") else { return bad("kb must be a whole number") };
+        let kb = (kb as usize).min(MAX_LEAK_KB);
+        // Touch every page so the memory is resident, as a real leak would be.
+        let block = vec![0xA5u8; kb * 1024];
+        let mut kept = self.leaked.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push(block);
+        let total: usize = kept.iter().map(Vec::len).sum();
+        Response::text(200, format!("leaked {kb} KiB, {} KiB in total\n", total / 1024).into_bytes())
+    }
+}
+
+fn sleep(req: &Request<'_>) -> Response {
+    let Some(ms) = number(req, "ms") else { return bad("ms must be a whole number") };
+    std::thread::sleep(Duration::from_millis(ms));
+    Response::text(200, format!("slept {ms} ms\n").into_bytes())
+}
+
+fn echo(req: &mut Request<'_>) -> Response {
+    match req.read_body() {
+        Ok(body) => Response::new(200, "application/octet-stream", body),
+        Err(e) => Response::text(400, format!("cannot read body: {e}\n").into_bytes()),
+    }
+}
+
+fn number(req: &Request<'_>, name: &str) -> Option<u64> {
+    req.query_param(name)?.parse().ok()
+}
+
+fn bad(why: &'static str) -> Response {
+    Response::text(400, why.as_bytes())
+}

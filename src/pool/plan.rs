@@ -1,0 +1,447 @@
+//! The pool and its planner.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::policy::{judge, Verdict};
+use super::{nanos, Action, Backoff, ExitKind, Limits, Nanos, Observation, Order, Outcome, Phase, Reason, Worker};
+use super::EXIT_APP_LOAD;
+
+/// A worker that lived this long without failing resets the crash back-off.
+const STABLE: Nanos = 5_000_000_000;
+
+/// The thresholds one worker draws at spawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub generation: u64,
+    pub max_requests: Option<u64>,
+    pub max_lifetime: Option<Duration>,
+}
+
+/// How the pool is being shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// SIGTERM: drain every worker within the mercy deadline.
+    Graceful,
+    /// SIGINT/SIGQUIT: kill every worker now.
+    Quick,
+}
+
+/// What the master should log about a reaped worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitReport {
+    pub id: u32,
+    pub pid: i32,
+    pub how: ExitKind,
+    /// molt asked it to stop (drain or kill).
+    pub expected: bool,
+    /// It died before it was ready.
+    pub during_boot: bool,
+    /// How long it lived.
+    pub lived: Duration,
+    /// Requests it served.
+    pub requests: u64,
+    /// SIGKILL that molt did not send: likely the kernel's OOM killer.
+    pub foreign_kill: bool,
+    /// The last memory figure molt saw for it.
+    pub last_rss: Option<u64>,
+}
+
+/// The pool: every worker process the master owns, and the rules it plans with.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// How many workers should serve.
+    pub target: usize,
+    pub workers: Vec<Worker>,
+    limits: Limits,
+    backoff: Backoff,
+    rng: u64,
+    next_generation: u64,
+    ever_ready: bool,
+    boot_failures: u32,
+    fatal: Option<String>,
+    shutdown: Option<Shutdown>,
+}
+
+impl Pool {
+    /// A pool of `target` workers; `seed` drives the max-requests jitter.
+    pub fn new(target: usize, limits: Limits, seed: u64) -> Self {
+        Pool {
+            target: target.max(1),
+            workers: Vec::new(),
+            limits,
+            backoff: Backoff::default(),
+            rng: seed | 1,
+            next_generation: 1,
+            ever_ready: false,
+            boot_failures: 0,
+            fatal: None,
+            shutdown: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Replaces the limits (reload). Running workers keep the thresholds they drew.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The shutdown in progress, if any.
+    pub fn shutting_down(&self) -> Option<Shutdown> {
+        self.shutdown
+    }
+
+    /// The worker with this pid.
+    pub fn worker(&self, pid: i32) -> Option<&Worker> {
+        self.workers.iter().find(|w| w.pid == pid)
+    }
+
+    /// Draws the thresholds of the next worker for `id` (before fork: the child needs them).
+    pub fn thresholds(&mut self, id: u32) -> Thresholds {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let max_requests = self.draw_max_requests(id);
+        let delta = self.limits.max_lifetime_delta * id.saturating_sub(1);
+        let max_lifetime = self.limits.max_lifetime.map(|l| l + delta);
+        Thresholds { generation, max_requests, max_lifetime }
+    }
+
+    /// Records a fork with the thresholds drawn for it.
+    pub fn spawned(&mut self, id: u32, pid: i32, slot: usize, replaces: Option<i32>, t: Thresholds, now: Nanos) {
+        let Thresholds { generation, max_requests, max_lifetime } = t;
+        self.workers.push(Worker {
+            id,
+            pid,
+            slot,
+            generation,
+            spawned_at: now,
+            ready_at: None,
+            max_requests,
+            max_lifetime,
+            phase: Phase::Booting,
+            obs: Observation::default(),
+            respawn: None,
+        });
+        if let Some(old) = replaces {
+            if let Some(Phase::Retiring { successor, .. }) = self.phase_mut(old) {
+                *successor = Some(pid);
+            }
+        }
+    }
+
+    fn draw_max_requests(&mut self, id: u32) -> Option<u64> {
+        let base = self.limits.max_requests?;
+        let delta = self.limits.max_requests_delta * u64::from(id.saturating_sub(1));
+        let jitter = self.limits.max_requests_jitter;
+        let extra = if jitter > 0 { self.next_random() % (jitter + 1) } else { 0 };
+        Some(base + delta + extra)
+    }
+
+    /// xorshift64*: deterministic for a seed, good enough to spread thresholds.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A fork failed: back off before trying again.
+    pub fn spawn_failed(&mut self, now: Nanos) {
+        self.backoff.failed(now);
+    }
+
+    fn phase_mut(&mut self, pid: i32) -> Option<&mut Phase> {
+        self.workers.iter_mut().find(|w| w.pid == pid).map(|w| &mut w.phase)
+    }
+
+    /// Takes in what the master read for one worker; true when it just became ready.
+    /// Invalid telemetry (a counter going backwards) is remembered as a verdict.
+    pub fn observe(&mut self, pid: i32, obs: Observation, now: Nanos) -> bool {
+        let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) else { return false };
+        if obs.requests < w.obs.requests && w.respawn.is_none() {
+            w.respawn = Some(Reason::InvalidTelemetry("request counter went backwards"));
+        }
+        w.obs = obs;
+        if w.phase == Phase::Booting && obs.ready {
+            w.phase = Phase::Serving;
+            w.ready_at = Some(now);
+            self.ever_ready = true;
+            return true;
+        }
+        false
+    }
+
+    /// Takes in a reaped worker; returns what to log, or None for an unknown pid.
+    pub fn exited(&mut self, pid: i32, how: ExitKind, now: Nanos) -> Option<ExitReport> {
+        let index = self.workers.iter().position(|w| w.pid == pid)?;
+        let w = self.workers.remove(index);
+        for other in &mut self.workers {
+            if let Phase::Retiring { successor, .. } = &mut other.phase {
+                if *successor == Some(pid) {
+                    *successor = None;
+                }
+            }
+        }
+        let expected = matches!(w.phase, Phase::Draining { .. } | Phase::Killed { .. });
+        let boot_timeout = matches!(&w.phase, Phase::Killed { reason: Reason::BootTimeout { .. } });
+        let during_boot = w.phase == Phase::Booting || boot_timeout;
+        let lived = Duration::from_nanos(now.saturating_sub(w.spawned_at));
+        if during_boot && self.shutdown.is_none() {
+            self.boot_failed(&w, how, now);
+        } else if !expected && nanos(lived) < STABLE {
+            self.backoff.failed(now);
+        }
+        let foreign_kill = how == ExitKind::Signaled(libc_sigkill()) && !matches!(w.phase, Phase::Killed { .. });
+        Some(ExitReport {
+            id: w.id,
+            pid,
+            how,
+            expected,
+            during_boot,
+            lived,
+            requests: w.obs.requests,
+            foreign_kill,
+            last_rss: w.obs.rss,
+        })
+    }
+
+    fn boot_failed(&mut self, w: &Worker, how: ExitKind, now: Nanos) {
+        self.boot_failures += 1;
+        self.backoff.failed(now);
+        if self.ever_ready {
+            return;
+        }
+        let cannot_load = how == ExitKind::Exited(EXIT_APP_LOAD);
+        if cannot_load || self.boot_failures >= self.limits.max_boot_failures {
+            self.fatal = Some(format!(
+                "worker {} (pid {}) {how} before it was ready{}; {} boot failure(s) in a row",
+                w.id,
+                w.pid,
+                if cannot_load { " (the app cannot be loaded)" } else { "" },
+                self.boot_failures
+            ));
+        }
+    }
+
+    /// SIGUSR1/SIGHUP: every current worker gets replaced, K at a time.
+    pub fn respawn_all(&mut self, reason: Reason) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for w in &mut self.workers {
+            if matches!(w.phase, Phase::Booting | Phase::Serving) {
+                w.respawn = Some(reason.clone());
+            }
+        }
+    }
+
+    /// SIGTTIN/SIGTTOU or a reload: the number of workers that should serve (>= 1).
+    pub fn set_target(&mut self, n: usize) {
+        if self.shutdown.is_none() {
+            self.target = n.max(1);
+        }
+    }
+
+    /// Starts a shutdown; a quick one overrides a graceful one, never the reverse.
+    pub fn shutdown(&mut self, kind: Shutdown) {
+        if self.shutdown != Some(Shutdown::Quick) {
+            self.shutdown = Some(kind);
+        }
+    }
+
+    /// Compares the pool with what it should be and returns the actions that close the gap.
+    pub fn plan(&mut self, now: Nanos) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(kind) = self.shutdown {
+            self.plan_shutdown(kind, now, &mut actions);
+            return actions;
+        }
+        if let Some(reason) = self.fatal.clone() {
+            self.kill_all(Reason::Fatal, &mut actions);
+            if self.workers.is_empty() {
+                actions.push(Action::Exit(Outcome::BootFailure(reason)));
+            }
+            return actions;
+        }
+        self.note_stability(now);
+        self.judge_all(now, &mut actions);
+        let mut spawning = BTreeSet::new();
+        self.advance_retiring(now, &mut actions, &mut spawning);
+        self.fill_vacancies(now, &mut actions, &mut spawning);
+        self.scale_down(now, &mut actions);
+        self.enforce_deadlines(now, &mut actions);
+        actions
+    }
+
+    fn note_stability(&mut self, now: Nanos) {
+        let stable = self.workers.iter().any(|w| w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE));
+        if stable && (self.backoff.failures > 0 || self.boot_failures > 0) {
+            self.backoff.reset();
+            self.boot_failures = 0;
+        }
+    }
+
+    fn judge_all(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        let mercy = nanos(self.limits.mercy);
+        for w in &mut self.workers {
+            if !matches!(w.phase, Phase::Serving | Phase::Retiring { .. }) {
+                continue;
+            }
+            match judge(w, &self.limits, now) {
+                Verdict::Keep => {}
+                Verdict::Kill(reason) => {
+                    actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
+                    w.phase = Phase::Killed { reason };
+                }
+                Verdict::Drain(reason) => {
+                    actions.push(Action::Stop { id: w.id, pid: w.pid, reason: reason.clone() });
+                    w.phase = Phase::Draining { reason, deadline: now + mercy };
+                }
+                Verdict::Retire(reason) => w.phase = Phase::Retiring { reason, successor: None },
+            }
+        }
+    }
+
+    /// Planned recycles in flight: workers booting plus planned drains.
+    fn in_flight(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| match &w.phase {
+                Phase::Booting => true,
+                Phase::Draining { reason, .. } => is_planned(reason),
+                _ => false,
+            })
+            .count()
+    }
+
+    fn advance_retiring(&mut self, now: Nanos, actions: &mut Vec<Action>, spawning: &mut BTreeSet<u32>) {
+        self.drain_replaced(now, actions);
+        let mut in_flight = self.in_flight();
+        let mut order: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| matches!(self.workers[i].phase, Phase::Retiring { successor: None, .. }))
+            .collect();
+        order.sort_by_key(|&i| self.workers[i].spawned_at);
+        for i in order {
+            if in_flight >= self.limits.max_recycles {
+                break;
+            }
+            let (id, pid) = (self.workers[i].id, self.workers[i].pid);
+            match self.limits.order {
+                Order::ReplaceFirst => {
+                    if !self.backoff.allows(now) || spawning.contains(&id) {
+                        continue;
+                    }
+                    actions.push(Action::Spawn { id, replaces: Some(pid) });
+                    spawning.insert(id);
+                }
+                Order::RetireFirst => self.start_drain(i, now, actions),
+            }
+            in_flight += 1;
+        }
+    }
+
+    /// A retiring worker whose successor is ready stops now.
+    fn drain_replaced(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        let ready: BTreeSet<i32> = self.workers.iter().filter(|w| w.phase == Phase::Serving).map(|w| w.pid).collect();
+        for i in 0..self.workers.len() {
+            if let Phase::Retiring { successor: Some(s), .. } = self.workers[i].phase {
+                if ready.contains(&s) {
+                    self.start_drain(i, now, actions);
+                }
+            }
+        }
+    }
+
+    fn start_drain(&mut self, i: usize, now: Nanos, actions: &mut Vec<Action>) {
+        let deadline = now + nanos(self.limits.mercy);
+        let w = &mut self.workers[i];
+        let reason = match &w.phase {
+            Phase::Retiring { reason, .. } => reason.clone(),
+            _ => return,
+        };
+        actions.push(Action::Stop { id: w.id, pid: w.pid, reason: reason.clone() });
+        w.phase = Phase::Draining { reason, deadline };
+    }
+
+    fn fill_vacancies(&mut self, now: Nanos, actions: &mut Vec<Action>, spawning: &mut BTreeSet<u32>) {
+        if !self.backoff.allows(now) {
+            return;
+        }
+        for id in 1..=self.target as u32 {
+            let held = self.workers.iter().any(|w| w.id == id && w.holds_id());
+            if !held && spawning.insert(id) {
+                actions.push(Action::Spawn { id, replaces: None });
+            }
+        }
+    }
+
+    fn scale_down(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        let deadline = now + nanos(self.limits.mercy);
+        let target = self.target as u32;
+        for w in &mut self.workers {
+            if w.id > target && w.holds_id() {
+                actions.push(Action::Stop { id: w.id, pid: w.pid, reason: Reason::ScaleDown });
+                w.phase = Phase::Draining { reason: Reason::ScaleDown, deadline };
+            }
+        }
+    }
+
+    fn enforce_deadlines(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        let mercy = self.limits.mercy;
+        let boot = self.limits.boot_timeout;
+        for w in &mut self.workers {
+            let reason = match &w.phase {
+                Phase::Draining { deadline, .. } if now >= *deadline => Reason::MercyExpired { mercy },
+                Phase::Booting if now.saturating_sub(w.spawned_at) >= nanos(boot) => Reason::BootTimeout { limit: boot },
+                _ => continue,
+            };
+            actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
+            w.phase = Phase::Killed { reason };
+        }
+    }
+
+    fn plan_shutdown(&mut self, kind: Shutdown, now: Nanos, actions: &mut Vec<Action>) {
+        match kind {
+            Shutdown::Quick => self.kill_all(Reason::Shutdown, actions),
+            Shutdown::Graceful => {
+                let deadline = now + nanos(self.limits.mercy);
+                for w in &mut self.workers {
+                    if w.holds_id() {
+                        actions.push(Action::Stop { id: w.id, pid: w.pid, reason: Reason::Shutdown });
+                        w.phase = Phase::Draining { reason: Reason::Shutdown, deadline };
+                    }
+                }
+                self.enforce_deadlines(now, actions);
+            }
+        }
+        if self.workers.is_empty() {
+            actions.push(Action::Exit(Outcome::Clean));
+        }
+    }
+
+    fn kill_all(&mut self, reason: Reason, actions: &mut Vec<Action>) {
+        for w in &mut self.workers {
+            if !matches!(w.phase, Phase::Killed { .. }) {
+                actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
+                w.phase = Phase::Killed { reason: reason.clone() };
+            }
+        }
+    }
+
+}
+
+/// Planned reasons obey the recycle cap; urgent ones and shutdown do not.
+fn is_planned(reason: &Reason) -> bool {
+    !reason.is_urgent() && !matches!(reason, Reason::Shutdown | Reason::ScaleDown | Reason::MercyExpired { .. } | Reason::Fatal)
+}
+
+/// SIGKILL's number on Linux (kept here so the pure core needs no libc).
+const fn libc_sigkill() -> i32 {
+    9
+}

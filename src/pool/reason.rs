@@ -1,0 +1,113 @@
+//! Why a worker is stopped, with the numbers that triggered it, and how it ended.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a worker is recycled or stopped. `Display` gives the log form,
+/// e.g. `max-requests (1000 >= 1000)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    MaxRequests { served: u64, limit: u64 },
+    Lifetime { lived: Duration, limit: Duration },
+    Rss { rss: u64, limit: u64 },
+    EvilRss { rss: u64, limit: u64 },
+    Harakiri { running: Duration, limit: Duration },
+    /// SIGUSR1: graceful respawn of every worker.
+    Respawn,
+    /// SIGHUP: reload.
+    Reload,
+    /// SIGTTOU or a smaller `processes`.
+    ScaleDown,
+    /// SIGTERM (graceful) or SIGINT/SIGQUIT (quick).
+    Shutdown,
+    /// Not ready within worker-boot-timeout.
+    BootTimeout { limit: Duration },
+    /// A graceful stop outlived worker-reload-mercy.
+    MercyExpired { mercy: Duration },
+    /// The worker wrote impossible values into its scoreboard slot.
+    InvalidTelemetry(&'static str),
+    /// molt gives up: no worker can start.
+    Fatal,
+}
+
+impl Reason {
+    /// Short machine name (stats, metrics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::MaxRequests { .. } => "max-requests",
+            Reason::Lifetime { .. } => "max-worker-lifetime",
+            Reason::Rss { .. } => "reload-on-rss",
+            Reason::EvilRss { .. } => "evil-reload-on-rss",
+            Reason::Harakiri { .. } => "harakiri",
+            Reason::Respawn => "respawn",
+            Reason::Reload => "reload",
+            Reason::ScaleDown => "scale-down",
+            Reason::Shutdown => "shutdown",
+            Reason::BootTimeout { .. } => "boot-timeout",
+            Reason::MercyExpired { .. } => "mercy-expired",
+            Reason::InvalidTelemetry(_) => "invalid-telemetry",
+            Reason::Fatal => "fatal",
+        }
+    }
+
+    /// Urgent reasons bypass the recycle cap and do not wait for a successor.
+    pub fn is_urgent(&self) -> bool {
+        matches!(
+            self,
+            Reason::Rss { .. }
+                | Reason::EvilRss { .. }
+                | Reason::Harakiri { .. }
+                | Reason::InvalidTelemetry(_)
+                | Reason::BootTimeout { .. }
+        )
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::MaxRequests { served, limit } => write!(f, "max-requests ({served} >= {limit})"),
+            Reason::Lifetime { lived, limit } => write!(f, "max-worker-lifetime ({} >= {})", secs(*lived), secs(*limit)),
+            Reason::Rss { rss, limit } => write!(f, "reload-on-rss ({} >= {})", mb(*rss), mb(*limit)),
+            Reason::EvilRss { rss, limit } => write!(f, "evil-reload-on-rss ({} >= {})", mb(*rss), mb(*limit)),
+            Reason::Harakiri { running, limit } => write!(f, "harakiri (request running {} > {})", secs(*running), secs(*limit)),
+            Reason::Respawn => write!(f, "graceful respawn (SIGUSR1)"),
+            Reason::Reload => write!(f, "reload (SIGHUP)"),
+            Reason::ScaleDown => write!(f, "scale down"),
+            Reason::Shutdown => write!(f, "shutdown"),
+            Reason::BootTimeout { limit } => write!(f, "boot timeout (not ready after {})", secs(*limit)),
+            Reason::MercyExpired { mercy } => write!(f, "worker-reload-mercy expired ({} elapsed), SIGKILL", secs(*mercy)),
+            Reason::InvalidTelemetry(what) => write!(f, "invalid telemetry ({what})"),
+            Reason::Fatal => write!(f, "no worker can start"),
+        }
+    }
+}
+
+/// How a worker process ended (from waitpid), in plain numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitKind::Exited(code) => write!(f, "exited with status {code}"),
+            ExitKind::Signaled(sig) => write!(f, "killed by signal {sig}"),
+        }
+    }
+}
+
+/// Exit status of a worker whose app cannot be loaded: respawning would not help.
+pub const EXIT_APP_LOAD: i32 = 4;
+/// Exit status of a worker that found its master gone before it started.
+pub const EXIT_ORPHAN: i32 = 5;

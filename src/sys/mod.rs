@@ -1,0 +1,37 @@
+//! The effect seam: every syscall the master's decisions lead to goes through [`Sys`], so
+//! the loop can be driven by a recording fake in tests.
+
+mod memory;
+mod real;
+
+pub use memory::tree_rss;
+pub use real::RealSys;
+
+use std::io;
+
+use crate::pool::{ExitKind, Nanos};
+
+/// What the master asks of the operating system.
+pub trait Sys {
+    /// Forks a worker for `id` into scoreboard `slot`; returns its pid.
+    fn spawn(&mut self, req: &SpawnRequest) -> io::Result<i32>;
+    /// Asks a worker to stop gracefully (SIGTERM to the worker alone).
+    fn stop(&mut self, pid: i32) -> io::Result<()>;
+    /// Kills a worker and everything in its process group (SIGKILL).
+    fn kill(&mut self, pid: i32) -> io::Result<()>;
+    /// Reaps every exited child (waitpid until none is left).
+    fn reap(&mut self) -> Vec<(i32, ExitKind)>;
+    /// Resident memory of a worker and its descendants, in bytes.
+    fn memory(&mut self, pid: i32) -> Option<u64>;
+    /// Monotonic time.
+    fn now(&self) -> Nanos;
+}
+
+/// One fork, as planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnRequest {
+    pub id: u32,
+    pub slot: usize,
+    pub generation: u64,
+    pub max_requests: Option<u64>,
+}

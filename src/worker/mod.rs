@@ -1,0 +1,282 @@
+//! Worker processes: what a child does right after fork, and the state its threads share.
+//!
+//! Between fork and serving, a worker: resets the signal dispositions and mask it
+//! inherited from the master, asks the kernel to kill it when the master dies (and
+//! checks the master did not die already), moves into its own process group (so the
+//! master can kill it with everything it started), closes the master's private fds,
+//! write-protects its siblings' scoreboard slots, and only then loads the app.
+
+pub mod body;
+pub mod http;
+pub mod io;
+pub mod runtime;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{error, info};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{getpid, getppid, setpgid, Pid};
+
+use crate::app::App;
+use crate::scoreboard::{flag, Scoreboard, Slot, SlotState};
+use runtime::{Runtime, Stop};
+
+pub use crate::pool::{EXIT_APP_LOAD, EXIT_ORPHAN};
+
+/// Builds the app inside each worker, after fork.
+pub type AppFactory = Arc<dyn Fn() -> Result<Box<dyn App>, String> + Send + Sync>;
+
+/// Per-worker limits the runtime enforces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerLimits {
+    pub buffer_size: usize,
+    pub limit_post: Option<u64>,
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub threads: usize,
+    /// This worker's own threshold (max-requests plus its delta and jitter).
+    pub max_requests: Option<u64>,
+    pub reload_on_rss: Option<u64>,
+}
+
+/// Everything a child needs, prepared by the master before fork.
+pub struct ChildSpec {
+    pub id: u32,
+    pub slot: usize,
+    pub listeners: Vec<RawFd>,
+    pub board: Arc<Scoreboard>,
+    /// Write end of the master's notify pipe (non-blocking).
+    pub notify_fd: RawFd,
+    /// Master fds a worker must not keep (signal pipe, notify read end, ...).
+    pub close_fds: Vec<RawFd>,
+    /// Signals the master handles; reset to default in the child.
+    pub master_signals: Vec<Signal>,
+    pub master_pid: Pid,
+    pub limits: WorkerLimits,
+    pub app: AppFactory,
+}
+
+/// State shared by a worker's threads.
+pub struct WorkerShared {
+    pub listeners: Vec<RawFd>,
+    pub app: Box<dyn App>,
+    pub limits: WorkerLimits,
+    /// Set once the worker stops accepting.
+    pub draining: AtomicBool,
+    board: Arc<Scoreboard>,
+    slot: usize,
+    notify_fd: RawFd,
+    wakers: Vec<Arc<EventFd>>,
+    memory: Option<MemoryProbe>,
+}
+
+impl WorkerShared {
+    /// This worker's scoreboard slot.
+    pub fn slot(&self) -> &Slot {
+        self.board.slot(self.slot)
+    }
+
+    /// Stops accepting on every thread (idempotent).
+    pub fn request_drain(&self) {
+        if self.draining.swap(true, Relaxed) {
+            return;
+        }
+        self.slot().set_state(SlotState::Draining);
+        for w in &self.wakers {
+            let _ = w.write(1);
+        }
+    }
+
+    /// Checks the recycle thresholds the worker owns, after each request.
+    pub fn after_request(&self, served: u64) {
+        if self.limits.max_requests == Some(served) {
+            self.raise(flag::MAX_REQUESTS);
+        }
+        if let (Some(limit), Some(probe)) = (self.limits.reload_on_rss, &self.memory) {
+            let rss = probe.resident_bytes();
+            self.slot().self_rss.store(rss, Relaxed);
+            if rss >= limit && !self.draining.load(Relaxed) {
+                // Memory is the emergency: stop taking work now, so the pool never
+                // overshoots by more than this request's growth.
+                self.raise(flag::RSS);
+                self.request_drain();
+            }
+        }
+    }
+
+    fn raise(&self, bit: u32) {
+        self.slot().flags.fetch_or(bit, Relaxed);
+        self.notify();
+    }
+
+    /// Wakes the master (one byte; a full pipe already means it will wake).
+    pub fn notify(&self) {
+        // SAFETY: writing one byte from a valid buffer to an fd we hold.
+        unsafe { libc::write(self.notify_fd, [1u8].as_ptr().cast(), 1) };
+    }
+}
+
+/// Reads this process's resident memory with one `pread` per check (the fd stays open).
+pub struct MemoryProbe {
+    statm: File,
+    page: u64,
+}
+
+impl MemoryProbe {
+    pub fn open() -> std::io::Result<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+        Ok(MemoryProbe { statm: File::open("/proc/self/statm")?, page })
+    }
+
+    /// Resident set size in bytes (0 if it cannot be read).
+    pub fn resident_bytes(&self) -> u64 {
+        let mut buf = [0u8; 128];
+        let n = self.statm.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        let pages = text.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        pages * self.page
+    }
+}
+
+/// The child side of a fork: never returns.
+pub fn child_main(spec: ChildSpec) -> ! {
+    let code = match prepare(&spec) {
+        Ok(()) => serve(spec),
+        Err(code) => code,
+    };
+    // SAFETY: ending the child without running the master's atexit state twice.
+    unsafe { libc::_exit(code) }
+}
+
+/// Process-level setup right after fork. Returns an exit code on failure.
+fn prepare(spec: &ChildSpec) -> Result<(), i32> {
+    reset_signals(&spec.master_signals);
+    if set_parent_death_signal().is_err() || getppid() != spec.master_pid {
+        return Err(EXIT_ORPHAN);
+    }
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    for fd in &spec.close_fds {
+        // SAFETY: closing master-private fds this process inherited and will not use.
+        unsafe { libc::close(*fd) };
+    }
+    if let Err(e) = spec.board.protect_all_but(spec.slot) {
+        error!("worker {}: cannot protect the scoreboard: {e}", spec.id);
+        return Err(1);
+    }
+    spec.board.slot(spec.slot).pid.store(getpid().as_raw(), Relaxed);
+    Ok(())
+}
+
+fn reset_signals(master_signals: &[Signal]) {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in master_signals {
+        // SAFETY: installing the default disposition is always sound.
+        let _ = unsafe { sigaction(*sig, &default) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+fn set_parent_death_signal() -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+}
+
+/// Loads the app and runs the threads; returns the exit code.
+fn serve(spec: ChildSpec) -> i32 {
+    let app = match (spec.app)() {
+        Ok(app) => app,
+        Err(reason) => {
+            error!("worker {}: the app cannot be loaded: {reason}", spec.id);
+            return EXIT_APP_LOAD;
+        }
+    };
+    let signals = match worker_signalfd() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("worker {}: signalfd: {e}", spec.id);
+            return 1;
+        }
+    };
+    let threads = spec.limits.threads.max(1);
+    let wakers: Result<Vec<_>, _> =
+        (0..threads).map(|_| EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map(Arc::new)).collect();
+    let Ok(wakers) = wakers else { return 1 };
+    let memory = spec.limits.reload_on_rss.and_then(|_| MemoryProbe::open().ok());
+    let shared = WorkerShared {
+        listeners: spec.listeners.clone(),
+        app,
+        limits: spec.limits.clone(),
+        draining: AtomicBool::new(false),
+        board: spec.board.clone(),
+        slot: spec.slot,
+        notify_fd: spec.notify_fd,
+        wakers: wakers.clone(),
+        memory,
+    };
+    run_threads(&shared, &wakers, &signals, spec.id)
+}
+
+fn worker_signalfd() -> nix::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        mask.add(s);
+    }
+    mask.thread_block()?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+fn run_threads(shared: &WorkerShared, wakers: &[Arc<EventFd>], signals: &SignalFd, id: u32) -> i32 {
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (t, waker) in wakers.iter().enumerate().skip(1) {
+            let waker = waker.clone();
+            handles.push(scope.spawn(move || run_one(shared, t, waker, None)));
+        }
+        let mut main = match Runtime::new(shared, 0, wakers[0].clone(), Some(signals)) {
+            Ok(rt) => rt,
+            Err(e) => {
+                error!("worker {id}: cannot start: {e}");
+                return 1;
+            }
+        };
+        shared.slot().set_state(SlotState::Ready);
+        shared.notify();
+        match main.run() {
+            Ok(Stop::Immediate) => {
+                // SAFETY: quick shutdown: leave at once, other threads included.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(_) => {}
+            Err(e) => error!("worker {id}: event loop failed: {e}"),
+        }
+        shared.request_drain();
+        for h in handles {
+            let _ = h.join();
+        }
+        info!("worker {id} (pid {}) drained, exiting", getpid());
+        0
+    })
+}
+
+fn run_one(shared: &WorkerShared, thread: usize, waker: Arc<EventFd>, signals: Option<&SignalFd>) {
+    match Runtime::new(shared, thread, waker, signals) {
+        Ok(mut rt) => {
+            if let Err(e) = rt.run() {
+                error!("worker thread {thread}: {e}");
+            }
+        }
+        Err(e) => error!("worker thread {thread} cannot start: {e}"),
+    }
+}
+
+/// The raw fd of anything that has one (for the fd lists in [`ChildSpec`]).
+pub fn raw<T: AsRawFd>(t: &T) -> RawFd {
+    t.as_raw_fd()
+}

@@ -1,0 +1,538 @@
+//! The worker runtime: an epoll loop per worker thread serving HTTP/1.1 to an [`App`].
+//!
+//! Every thread accepts on the inherited listeners (EPOLLEXCLUSIVE, so one connection
+//! wakes one thread) and serves its own connections: keep-alive, pipelining, streamed
+//! bodies. A request runs to completion on its thread, as in uWSGI's sync workers: with
+//! `threads = N`, N requests run at once. Connections that wait are parked in epoll,
+//! so one thread serves many keep-alive connections without starving any.
+//!
+//! Graceful stop (SIGTERM, or the worker's own memory check): stop accepting, finish the
+//! request in flight and answer it with `Connection: close`, half-close idle
+//! connections cleanly, exit when none is left.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use log::{debug, error, warn};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::EventFd;
+use nix::sys::socket::{accept4, getpeername, shutdown, Shutdown, SockFlag, SockaddrStorage};
+
+use super::body::BodyReader;
+use super::http::{self, BodyFraming, HeadInfo, HttpError, Limits, MAX_HEADERS};
+use super::io::{read_nonblocking, write_all};
+use super::WorkerShared;
+use crate::app::{Body, Request, Response, Version};
+use crate::scoreboard::mono_ns;
+
+const LISTENER: u64 = 1 << 40;
+const WAKE: u64 = 2 << 40;
+const SIGNAL: u64 = 3 << 40;
+const CONN_MASK: u64 = (1 << 40) - 1;
+
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+/// A body up to this size is gathered in the event loop before the app is called, so a
+/// slow client cannot hold a thread hostage for small uploads.
+const GATHER_BODY: u64 = 64 * 1024;
+/// Unread body bytes the runtime will skip to keep a connection alive.
+const SKIP_BODY: u64 = 1024 * 1024;
+/// How long a write or body read may wait for progress.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a half-closed idle connection lingers for the client's FIN.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// One client connection.
+struct Conn {
+    fd: OwnedFd,
+    remote: Option<SocketAddr>,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    /// Monotonic ns after which the connection is closed (header or idle timeout).
+    deadline: u64,
+    /// We sent FIN (drain) and wait for the client's.
+    half_closed: bool,
+    /// Close after the current responses are written.
+    close_after: bool,
+    /// `100 Continue` was already sent for the head at the start of `rbuf`.
+    continue_sent: bool,
+}
+
+/// What a signalfd or wake event asks of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    None,
+    Graceful,
+    Immediate,
+}
+
+/// One thread's loop.
+pub struct Runtime<'s> {
+    shared: &'s WorkerShared,
+    thread: usize,
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    draining: bool,
+    date: DateCache,
+    limits: Limits,
+    /// The signalfd, on the main thread only.
+    signal_fd: Option<&'s nix::sys::signalfd::SignalFd>,
+}
+
+impl<'s> Runtime<'s> {
+    /// Sets up the thread's epoll with the listeners, its wake eventfd and (main thread) signals.
+    pub fn new(
+        shared: &'s WorkerShared,
+        thread: usize,
+        wake: Arc<EventFd>,
+        signal_fd: Option<&'s nix::sys::signalfd::SignalFd>,
+    ) -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        for (i, l) in shared.listeners.iter().enumerate() {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+            epoll.add(borrow(*l), EpollEvent::new(flags, LISTENER | i as u64))?;
+        }
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        if let Some(sfd) = signal_fd {
+            epoll.add(sfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL))?;
+        }
+        let limits = Limits { max_head: shared.limits.buffer_size, max_body: shared.limits.limit_post };
+        Ok(Runtime {
+            shared,
+            thread,
+            epoll,
+            wake,
+            conns: HashMap::new(),
+            next_conn: 0,
+            draining: false,
+            date: DateCache::default(),
+            limits,
+            signal_fd,
+        })
+    }
+
+    /// Runs until drained (returns) or told to stop at once (returns `Stop::Immediate`).
+    pub fn run(&mut self) -> io::Result<Stop> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut last_sweep = mono_ns();
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(500u16)) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            self.date.refresh();
+            for ev in &events[..n] {
+                if let Stop::Immediate = self.dispatch(ev.data())? {
+                    return Ok(Stop::Immediate);
+                }
+            }
+            if !self.draining && self.shared.draining.load(Relaxed) {
+                self.begin_drain();
+            }
+            let now = mono_ns();
+            if now - last_sweep > 250_000_000 {
+                self.sweep(now);
+                last_sweep = now;
+            }
+            if self.draining && self.conns.is_empty() {
+                return Ok(Stop::Graceful);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, token: u64) -> io::Result<Stop> {
+        match token & !CONN_MASK {
+            LISTENER => {
+                if !self.draining {
+                    self.accept_batch(self.shared.listeners[(token & CONN_MASK) as usize]);
+                }
+            }
+            WAKE => {
+                let _ = self.wake.read();
+            }
+            SIGNAL => return Ok(self.on_signal()),
+            _ => self.on_readable(token),
+        }
+        Ok(Stop::None)
+    }
+
+    fn on_signal(&mut self) -> Stop {
+        let Some(sfd) = self.signal_fd else { return Stop::None };
+        let mut stop = Stop::None;
+        while let Ok(Some(info)) = sfd.read_signal() {
+            match info.ssi_signo as i32 {
+                libc::SIGTERM => stop = stop.max_with(Stop::Graceful),
+                libc::SIGINT | libc::SIGQUIT => stop = Stop::Immediate,
+                _ => {}
+            }
+        }
+        if stop == Stop::Graceful {
+            self.shared.request_drain();
+        }
+        stop
+    }
+
+    fn accept_batch(&mut self, listener: RawFd) {
+        for _ in 0..64 {
+            match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
+                Ok(fd) => self.add_conn(fd),
+                Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    // EMFILE and friends: back off until the next event instead of spinning.
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, raw: RawFd) {
+        // SAFETY: accept4 returned a fresh fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let token = self.next_conn;
+        self.next_conn = (self.next_conn + 1) & CONN_MASK;
+        if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)) {
+            warn!("cannot watch a new connection: {e}");
+            return;
+        }
+        let remote = getpeername::<SockaddrStorage>(raw).ok().and_then(|s| to_socket_addr(&s));
+        let deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
+        let conn = Conn {
+            fd,
+            remote,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            deadline,
+            half_closed: false,
+            close_after: false,
+            continue_sent: false,
+        };
+        self.conns.insert(token, conn);
+        // Data often arrives with the connection: serve it now rather than after another wait.
+        self.on_readable(token);
+    }
+
+    fn on_readable(&mut self, token: u64) {
+        let Some(mut conn) = self.conns.remove(&token) else { return };
+        let keep = self.read_and_serve(&mut conn);
+        if keep {
+            self.conns.insert(token, conn);
+        } else {
+            self.close(conn);
+        }
+    }
+
+    /// Returns false when the connection must be closed.
+    fn read_and_serve(&mut self, conn: &mut Conn) -> bool {
+        if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK / 4 {
+            conn.rbuf.reserve(READ_CHUNK);
+        }
+        let start = conn.rbuf.len();
+        let cap = conn.rbuf.capacity();
+        conn.rbuf.resize(cap, 0);
+        let got = read_nonblocking(conn.fd.as_raw_fd(), &mut conn.rbuf[start..]);
+        match got {
+            Ok(Some(0)) | Err(_) => {
+                conn.rbuf.truncate(start);
+                return false;
+            }
+            Ok(None) => {
+                conn.rbuf.truncate(start);
+                return true;
+            }
+            Ok(Some(n)) => conn.rbuf.truncate(start + n),
+        }
+        if conn.half_closed {
+            // We already said goodbye; discard what arrives and wait for the FIN.
+            conn.rbuf.clear();
+            return true;
+        }
+        if start == 0 {
+            conn.deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
+        }
+        self.serve_buffered(conn)
+    }
+
+    /// Serves every complete request in the buffer; returns false to close.
+    fn serve_buffered(&mut self, conn: &mut Conn) -> bool {
+        let mut pos = 0;
+        let mut open = true;
+        while open && pos < conn.rbuf.len() && !conn.close_after {
+            match self.serve_one(conn, pos) {
+                Ok(Some(next)) => pos = next,
+                Ok(None) => break,
+                Err(_) => open = false,
+            }
+        }
+        conn.rbuf.drain(..pos);
+        if !conn.wbuf.is_empty() {
+            let res = write_all(conn.fd.as_raw_fd(), &conn.wbuf, IO_TIMEOUT);
+            conn.wbuf.clear();
+            open &= res.is_ok();
+        }
+        if conn.rbuf.is_empty() {
+            conn.deadline = mono_ns() + self.shared.limits.keepalive_timeout.as_nanos() as u64;
+        }
+        open && !conn.close_after
+    }
+
+    /// Serves the request starting at `pos`: Ok(Some(next)) when done, Ok(None) when
+    /// more bytes are needed, Err when the connection must close.
+    fn serve_one(&mut self, conn: &mut Conn, pos: usize) -> Result<Option<usize>, ()> {
+        let Conn { rbuf, wbuf, fd, remote, close_after, continue_sent, .. } = conn;
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let (req, info) = match http::parse_head(&rbuf[pos..], &mut storage, self.limits) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.reject(wbuf, e);
+                *close_after = true;
+                return Ok(Some(rbuf.len()));
+            }
+        };
+        let body_start = pos + info.head_len;
+        let buffered = rbuf.len() - body_start;
+        if let http::Framing::Length(n) = info.framing {
+            if (buffered as u64) < n && n <= GATHER_BODY {
+                if info.expect_continue && !*continue_sent {
+                    *continue_sent = true;
+                    if write_all(fd.as_raw_fd(), b"HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT).is_err() {
+                        return Err(());
+                    }
+                }
+                return Ok(None);
+            }
+        }
+        let expect = info.expect_continue && !*continue_sent;
+        *continue_sent = false;
+        let raw = fd.as_raw_fd();
+        let mut body = BodyReader::new(info.framing, &rbuf[body_start..], raw, IO_TIMEOUT, expect);
+        let method = req.method.unwrap_or("GET");
+        let target = req.path.unwrap_or("/");
+        let keep_alive = info.keep_alive && !self.shared.draining.load(Relaxed);
+        let mut request = Request::new(method, target, info.version, req.headers, *remote, &mut body);
+        let response = self.call_app(&mut request);
+        let body_ok = body.skip_rest(SKIP_BODY) && body.failed.is_none();
+        let keep_alive = keep_alive && body_ok && !wants_close(&response);
+        let is_head = method == "HEAD";
+        let written = self.write_response(wbuf, raw, &info, response, keep_alive, is_head);
+        self.account(written);
+        let next = body_start + body.buffered_used();
+        let overflow = std::mem::take(&mut body.overflow);
+        if !overflow.is_empty() {
+            // Bytes of the next pipelined request read while de-chunking this body.
+            rbuf.splice(next..next, overflow);
+        }
+        if written.is_none() {
+            return Err(());
+        }
+        if !keep_alive {
+            *close_after = true;
+        }
+        Ok(Some(next))
+    }
+
+    fn call_app(&self, request: &mut Request<'_>) -> Response {
+        let core = &self.shared.slot().cores[self.thread];
+        core.request_id.fetch_add(1, Relaxed);
+        core.busy_since_ns.store(mono_ns(), Relaxed);
+        let app = &self.shared.app;
+        let res = catch_unwind(AssertUnwindSafe(|| app.call(request)));
+        res.unwrap_or_else(|_| {
+            error!("app panicked on {} {}; answering 500", request.method(), request.target());
+            Response::text(500, &b"Internal Server Error\n"[..])
+        })
+    }
+
+    /// Serialises a response; returns (status, bytes) or None when the client is gone.
+    fn write_response(
+        &self,
+        wbuf: &mut Vec<u8>,
+        fd: RawFd,
+        info: &HeadInfo,
+        response: Response,
+        keep_alive: bool,
+        is_head: bool,
+    ) -> Option<(u16, u64)> {
+        let Response { status, headers, body } = response;
+        let app_headers = headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+        let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
+        let start = wbuf.len();
+        match body {
+            Body::Empty => {
+                http::write_head(wbuf, info.version, status, app_headers, BodyFraming::Length(0), keep_alive, self.date.get());
+            }
+            Body::Bytes(bytes) => {
+                let framing = BodyFraming::Length(bytes.len() as u64);
+                http::write_head(wbuf, info.version, status, app_headers, framing, keep_alive, self.date.get());
+                if !no_body {
+                    wbuf.extend_from_slice(&bytes);
+                }
+            }
+            Body::Stream(chunks) => {
+                let chunked = info.version == Version::Http11;
+                let framing = if chunked { BodyFraming::Chunked } else { BodyFraming::Close };
+                let keep = keep_alive && chunked;
+                http::write_head(wbuf, info.version, status, app_headers, framing, keep, self.date.get());
+                let head_len = (wbuf.len() - start) as u64;
+                write_all(fd, wbuf, IO_TIMEOUT).ok()?;
+                wbuf.clear();
+                let sent = if no_body { 0 } else { stream_body(fd, chunks, chunked).ok()? };
+                return Some((status, head_len + sent));
+            }
+        }
+        Some((status, (wbuf.len() - start) as u64))
+    }
+
+    fn reject(&self, wbuf: &mut Vec<u8>, e: HttpError) {
+        debug!("rejecting request: {}", e.reason());
+        let body = format!("{}\n", e.reason());
+        let status = e.status();
+        http::write_head(wbuf, Version::Http11, status, std::iter::empty(), BodyFraming::Length(body.len() as u64), false, self.date.get());
+        wbuf.extend_from_slice(body.as_bytes());
+    }
+
+    /// Updates the scoreboard after a request and raises recycle requests.
+    fn account(&self, written: Option<(u16, u64)>) {
+        let shared = self.shared;
+        let slot = shared.slot();
+        let core = &slot.cores[self.thread];
+        let started = core.busy_since_ns.swap(0, Relaxed);
+        slot.busy_us.fetch_add(mono_ns().saturating_sub(started) / 1000, Relaxed);
+        if let Some((status, bytes)) = written {
+            slot.tx_bytes.fetch_add(bytes, Relaxed);
+            if status >= 500 {
+                slot.errors.fetch_add(1, Relaxed);
+            }
+        }
+        let served = slot.requests.fetch_add(1, Relaxed) + 1;
+        shared.after_request(served);
+    }
+
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        for l in &self.shared.listeners {
+            let _ = self.epoll.delete(borrow(*l));
+        }
+        let now = mono_ns();
+        for conn in self.conns.values_mut() {
+            if conn.rbuf.is_empty() && !conn.half_closed {
+                half_close(conn, now);
+            }
+        }
+    }
+
+    /// Closes connections past their deadline.
+    fn sweep(&mut self, now: u64) {
+        let expired: Vec<u64> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
+        for token in expired {
+            if let Some(conn) = self.conns.remove(&token) {
+                if !conn.rbuf.is_empty() && !conn.half_closed {
+                    debug!("closing a connection: request head not received in time");
+                }
+                self.close(conn);
+            }
+        }
+    }
+
+    fn close(&mut self, conn: Conn) {
+        let _ = self.epoll.delete(conn.fd.as_fd());
+        drop(conn);
+    }
+}
+
+/// Sends FIN on an idle connection and gives the client a moment to close its side, so
+/// our close never turns into a reset.
+fn half_close(conn: &mut Conn, now: u64) {
+    let _ = shutdown(conn.fd.as_raw_fd(), Shutdown::Write);
+    conn.half_closed = true;
+    conn.deadline = now + LINGER.as_nanos() as u64;
+}
+
+fn wants_close(r: &Response) -> bool {
+    r.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+}
+
+fn stream_body(
+    fd: RawFd,
+    chunks: Box<dyn Iterator<Item = io::Result<Vec<u8>>> + Send>,
+    chunked: bool,
+) -> io::Result<u64> {
+    let mut sent = 0u64;
+    let mut frame = Vec::with_capacity(32);
+    for chunk in chunks {
+        let chunk = chunk?;
+        if chunk.is_empty() {
+            continue;
+        }
+        if chunked {
+            frame.clear();
+            frame.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            write_all(fd, &frame, IO_TIMEOUT)?;
+        }
+        write_all(fd, &chunk, IO_TIMEOUT)?;
+        if chunked {
+            write_all(fd, b"\r\n", IO_TIMEOUT)?;
+        }
+        sent += chunk.len() as u64;
+    }
+    if chunked {
+        write_all(fd, b"0\r\n\r\n", IO_TIMEOUT)?;
+    }
+    Ok(sent)
+}
+
+impl Stop {
+    fn max_with(self, other: Stop) -> Stop {
+        match (self, other) {
+            (Stop::Immediate, _) | (_, Stop::Immediate) => Stop::Immediate,
+            (Stop::Graceful, _) | (_, Stop::Graceful) => Stop::Graceful,
+            _ => Stop::None,
+        }
+    }
+}
+
+fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: listener fds live for the whole worker process.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(a) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from(*a));
+    }
+    s.as_sockaddr_in6().map(|a| SocketAddr::from(*a))
+}
+
+/// The Date header value, formatted once per second.
+#[derive(Default)]
+struct DateCache {
+    secs: u64,
+    text: String,
+}
+
+impl DateCache {
+    fn refresh(&mut self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if now != self.secs || self.text.is_empty() {
+            self.secs = now;
+            self.text = http::http_date(now);
+        }
+    }
+
+    fn get(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+}
+
