@@ -62,7 +62,9 @@ pub use error::Error;
 /// Initialises logging to stderr: `RUST_LOG` decides, `info` by default.
 pub fn init_logging() {
     let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
 }
 
 /// Runs molt with the process's command line, serving the app that `factory` builds in

@@ -43,12 +43,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, Vec
 }
 
 fn err(option: &str, message: String) -> ConfigError {
-    ConfigError { origin: Origin::CommandLine, option: option.to_string(), message }
+    ConfigError {
+        origin: Origin::CommandLine,
+        option: option.to_string(),
+        message,
+    }
 }
 
 fn apply(cfg: &mut Config, name: &str, v: &str) -> Result<(), String> {
     match name {
-        "http-socket" | "http" => cfg.listeners.push(Listener { addr: parse_addr(v)?, protocol: Protocol::Http }),
+        "http-socket" | "http" => cfg.listeners.push(Listener {
+            addr: parse_addr(v)?,
+            protocol: Protocol::Http,
+        }),
         "processes" | "workers" => cfg.processes = num(v)? as usize,
         "threads" => cfg.threads = num(v)? as usize,
         "buffer-size" => cfg.buffer_size = num(v)? as usize,
@@ -57,10 +64,14 @@ fn apply(cfg: &mut Config, name: &str, v: &str) -> Result<(), String> {
         "max-requests" => cfg.max_requests = nonzero(num(v)?),
         "max-requests-delta" => cfg.max_requests_delta = num(v)?,
         "max-requests-jitter" => cfg.max_requests_jitter = num(v)?,
-        "max-worker-lifetime" => cfg.max_worker_lifetime = nonzero(num(v)?).map(Duration::from_secs),
+        "max-worker-lifetime" => {
+            cfg.max_worker_lifetime = nonzero(num(v)?).map(Duration::from_secs)
+        }
         "max-worker-lifetime-delta" => cfg.max_worker_lifetime_delta = Duration::from_secs(num(v)?),
         "reload-on-rss" => cfg.reload_on_rss = nonzero(num(v)?).map(|mb| mb * 1024 * 1024),
-        "evil-reload-on-rss" => cfg.evil_reload_on_rss = nonzero(num(v)?).map(|mb| mb * 1024 * 1024),
+        "evil-reload-on-rss" => {
+            cfg.evil_reload_on_rss = nonzero(num(v)?).map(|mb| mb * 1024 * 1024)
+        }
         "min-worker-lifetime" => cfg.min_worker_lifetime = Duration::from_secs(num(v)?),
         "harakiri" => cfg.harakiri = nonzero(num(v)?).map(Duration::from_secs),
         "worker-reload-mercy" => cfg.worker_reload_mercy = Duration::from_secs(num(v)?),
@@ -69,7 +80,11 @@ fn apply(cfg: &mut Config, name: &str, v: &str) -> Result<(), String> {
             cfg.recycle_order = match v {
                 "replace-first" => RecycleOrder::ReplaceFirst,
                 "retire-first" => RecycleOrder::RetireFirst,
-                _ => return Err(format!("'{v}' is not valid: use replace-first or retire-first")),
+                _ => {
+                    return Err(format!(
+                        "'{v}' is not valid: use replace-first or retire-first"
+                    ))
+                }
             }
         }
         "worker-boot-timeout" => cfg.worker_boot_timeout = Duration::from_secs(num(v)?),
@@ -85,7 +100,9 @@ fn apply(cfg: &mut Config, name: &str, v: &str) -> Result<(), String> {
 }
 
 fn num(v: &str) -> Result<u64, String> {
-    v.trim().parse::<u64>().map_err(|_| format!("'{v}' is not a non-negative whole number"))
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("'{v}' is not a non-negative whole number"))
 }
 
 fn nonzero(n: u64) -> Option<u64> {
@@ -97,15 +114,25 @@ pub fn parse_addr(v: &str) -> Result<ListenAddr, String> {
     if v.contains('/') {
         return Ok(ListenAddr::Unix(PathBuf::from(v)));
     }
-    let (host, port) = v.rsplit_once(':').ok_or_else(|| format!("'{v}' is not HOST:PORT, :PORT or a unix socket path"))?;
-    let port = port.parse::<u16>().map_err(|_| format!("'{port}' in '{v}' is not a port number (0-65535)"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let (host, port) = v
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{v}' is not HOST:PORT, :PORT or a unix socket path"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("'{port}' in '{v}' is not a port number (0-65535)"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Ok(ListenAddr::Tcp { host, port })
 }
 
 fn validate(cfg: &Config, errors: &mut Vec<ConfigError>) {
     if cfg.listeners.is_empty() {
-        errors.push(err("http-socket", "no listener: add --http-socket HOST:PORT".into()));
+        errors.push(err(
+            "http-socket",
+            "no listener: add --http-socket HOST:PORT".into(),
+        ));
     }
     if cfg.app == AppSpec::None {
         errors.push(err("demo", "no application: add --demo".into()));
@@ -114,7 +141,10 @@ fn validate(cfg: &Config, errors: &mut Vec<ConfigError>) {
         errors.push(err("processes", "must be at least 1".into()));
     }
     if cfg.threads == 0 || cfg.threads > crate::scoreboard::MAX_THREADS {
-        errors.push(err("threads", format!("must be between 1 and {}", crate::scoreboard::MAX_THREADS)));
+        errors.push(err(
+            "threads",
+            format!("must be between 1 and {}", crate::scoreboard::MAX_THREADS),
+        ));
     }
     if cfg.max_concurrent_recycles == 0 {
         errors.push(err("max-concurrent-recycles", "must be at least 1".into()));

@@ -39,9 +39,18 @@ pub fn log_exit(r: &ExitReport) {
         return;
     }
     let phase = if r.during_boot { " during boot" } else { "" };
-    warn!("{summary}{phase}: unexpected; respawning");
+    if r.backoff.is_zero() {
+        warn!("{summary}{phase}: unexpected; respawning");
+    } else {
+        warn!(
+            "{summary}{phase}: unexpected; respawning in {} ms (back-off)",
+            r.backoff.as_millis()
+        );
+    }
     if r.foreign_kill {
-        let rss = r.last_rss.map_or("unknown".to_string(), |b| format!("{:.1} MB", b as f64 / 1048576.0));
+        let rss = r.last_rss.map_or("unknown".to_string(), |b| {
+            format!("{:.1} MB", b as f64 / 1048576.0)
+        });
         warn!(
             "worker {} (pid {}) got SIGKILL that molt did not send: likely the kernel's OOM killer (last RSS {rss})",
             r.id, r.pid
