@@ -195,7 +195,7 @@ impl<S: Sys> Master<S> {
     fn spawn(&mut self, id: u32, replaces: Option<i32>, now: Nanos) {
         let Some(slot) = self.free_slot() else {
             error!("no free scoreboard slot for worker {id} (limit {MAX_SLOTS})");
-            self.pool.spawn_failed(now);
+            self.pool.spawn_failed(id, now);
             return;
         };
         let t = self.pool.thresholds(id);
@@ -215,7 +215,7 @@ impl<S: Sys> Master<S> {
             }
             Err(e) => {
                 error!("cannot fork worker {id}: {e}");
-                self.pool.spawn_failed(now);
+                self.pool.spawn_failed(id, now);
             }
         }
     }

@@ -52,7 +52,7 @@ pub fn log_exit(r: &ExitReport) {
             format!("{:.1} MB", b as f64 / 1048576.0)
         });
         warn!(
-            "worker {} (pid {}) got SIGKILL that molt did not send: likely the kernel's OOM killer (last RSS {rss})",
+            "worker {} (pid {}) got SIGKILL not sent by molt: the kernel's OOM killer or another process (last RSS {rss})",
             r.id, r.pid
         );
     }

@@ -1,6 +1,6 @@
 //! The pool and its planner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::policy::{judge, Verdict};
@@ -59,7 +59,8 @@ pub struct Pool {
     pub target: usize,
     pub workers: Vec<Worker>,
     limits: Limits,
-    backoff: Backoff,
+    /// Respawn back-off per worker id: one id's crash loop never delays the others.
+    backoff: BTreeMap<u32, Backoff>,
     rng: u64,
     next_generation: u64,
     ever_ready: bool,
@@ -75,7 +76,7 @@ impl Pool {
             target: target.max(1),
             workers: Vec::new(),
             limits,
-            backoff: Backoff::default(),
+            backoff: BTreeMap::new(),
             rng: seed | 1,
             next_generation: 1,
             ever_ready: false,
@@ -177,8 +178,12 @@ impl Pool {
     }
 
     /// A fork failed: back off before trying again.
-    pub fn spawn_failed(&mut self, now: Nanos) {
-        self.backoff.failed(now);
+    pub fn spawn_failed(&mut self, id: u32, now: Nanos) {
+        self.backoff.entry(id).or_default().failed(now);
+    }
+
+    fn may_spawn(&self, id: u32, now: Nanos) -> bool {
+        self.backoff.get(&id).is_none_or(|b| b.allows(now))
     }
 
     fn phase_mut(&mut self, pid: i32) -> Option<&mut Phase> {
@@ -230,7 +235,7 @@ impl Pool {
         if during_boot && self.shutdown.is_none() {
             self.boot_failed(&w, how, now);
         } else if !expected && nanos(lived) < STABLE {
-            self.backoff.failed(now);
+            self.backoff.entry(w.id).or_default().failed(now);
         }
         let foreign_kill =
             how == ExitKind::Signaled(libc_sigkill()) && !matches!(w.phase, Phase::Killed { .. });
@@ -244,13 +249,17 @@ impl Pool {
             requests: w.obs.requests,
             foreign_kill,
             last_rss: w.obs.rss,
-            backoff: Duration::from_nanos(self.backoff.not_before.saturating_sub(now)),
+            backoff: Duration::from_nanos(
+                self.backoff
+                    .get(&w.id)
+                    .map_or(0, |b| b.not_before.saturating_sub(now)),
+            ),
         })
     }
 
     fn boot_failed(&mut self, w: &Worker, how: ExitKind, now: Nanos) {
         self.boot_failures += 1;
-        self.backoff.failed(now);
+        self.backoff.entry(w.id).or_default().failed(now);
         if self.ever_ready {
             return;
         }
@@ -321,13 +330,11 @@ impl Pool {
     }
 
     fn note_stability(&mut self, now: Nanos) {
-        let stable = self
-            .workers
-            .iter()
-            .any(|w| w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE));
-        if stable && (self.backoff.failures > 0 || self.boot_failures > 0) {
-            self.backoff.reset();
-            self.boot_failures = 0;
+        for w in &self.workers {
+            if w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE) {
+                self.backoff.remove(&w.id);
+                self.boot_failures = 0;
+            }
         }
     }
 
@@ -407,7 +414,7 @@ impl Pool {
             let (id, pid) = (self.workers[i].id, self.workers[i].pid);
             match self.limits.order {
                 Order::ReplaceFirst => {
-                    if !self.backoff.allows(now) || spawning.contains(&id) {
+                    if !self.may_spawn(id, now) || spawning.contains(&id) {
                         continue;
                     }
                     actions.push(Action::Spawn {
@@ -463,12 +470,9 @@ impl Pool {
         actions: &mut Vec<Action>,
         spawning: &mut BTreeSet<u32>,
     ) {
-        if !self.backoff.allows(now) {
-            return;
-        }
         for id in 1..=self.target as u32 {
             let held = self.workers.iter().any(|w| w.id == id && w.holds_id());
-            if !held && spawning.insert(id) {
+            if !held && self.may_spawn(id, now) && spawning.insert(id) {
                 actions.push(Action::Spawn { id, replaces: None });
             }
         }

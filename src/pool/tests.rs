@@ -534,28 +534,59 @@ fn crash_respawns_with_exponential_capped_backoff() {
 }
 
 #[test]
+fn backoff_is_per_worker_id() {
+    let mut sim = Sim::boot(8, limits());
+    for pid in sim.pids() {
+        let r = sim.exit(pid, ExitKind::Signaled(9));
+        assert_eq!(
+            r.backoff,
+            Duration::from_millis(100),
+            "a mass kill is not a crash loop"
+        );
+    }
+    sim.now += 100 * MS;
+    sim.step();
+    assert_eq!(sim.pool.workers.len(), 8);
+}
+
+#[test]
 fn stable_worker_resets_backoff() {
     let mut sim = Sim::boot(2, limits());
     let a = sim.pids()[0];
-    let r = sim.exit(a, ExitKind::Signaled(6));
-    assert_eq!(r.backoff, Duration::from_millis(100));
-    sim.now += 6 * S;
+    assert_eq!(
+        sim.exit(a, ExitKind::Signaled(6)).backoff,
+        Duration::from_millis(100)
+    );
+    sim.now += 100 * MS;
     sim.step();
     sim.ready_all();
-    sim.step();
     let young = *sim.pids().last().expect("replacement");
     let r = sim.exit(young, ExitKind::Signaled(6));
     assert_eq!(
         r.backoff,
-        Duration::from_millis(100),
-        "back-off starts over after a stable period"
+        Duration::from_millis(200),
+        "second quick failure of the same id"
     );
-    let old = sim.pids()[0];
-    let r = sim.exit(old, ExitKind::Signaled(6));
+    sim.now += 200 * MS;
+    sim.step();
+    sim.ready_all();
+    sim.now += 6 * S;
+    sim.step();
+    let stable = *sim.pids().last().expect("replacement");
+    let r = sim.exit(stable, ExitKind::Signaled(6));
+    assert_eq!(
+        r.backoff,
+        Duration::ZERO,
+        "a long-lived worker's crash is not a quick failure"
+    );
+    sim.step();
+    sim.ready_all();
+    let again = *sim.pids().last().expect("replacement");
+    let r = sim.exit(again, ExitKind::Signaled(6));
     assert_eq!(
         r.backoff,
         Duration::from_millis(100),
-        "a long-lived worker's crash is not a quick failure"
+        "back-off starts over after a stable period"
     );
 }
 

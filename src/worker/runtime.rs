@@ -48,6 +48,9 @@ const SKIP_BODY: u64 = 1024 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a half-closed idle connection lingers for the client's FIN.
 const LINGER: Duration = Duration::from_secs(2);
+/// While draining, how long a just-accepted connection may take to send its first
+/// request (it was accepted for this worker, so only this worker can serve it).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
 /// One client connection.
 struct Conn {
@@ -63,6 +66,8 @@ struct Conn {
     close_after: bool,
     /// `100 Continue` was already sent for the head at the start of `rbuf`.
     continue_sent: bool,
+    /// Requests answered on this connection.
+    served: u64,
 }
 
 /// What a signalfd or wake event asks of a thread.
@@ -227,6 +232,7 @@ impl<'s> Runtime<'s> {
             half_closed: false,
             close_after: false,
             continue_sent: false,
+            served: 0,
         };
         self.conns.insert(token, conn);
         // Data often arrives with the connection: serve it now rather than after another wait.
@@ -309,6 +315,7 @@ impl<'s> Runtime<'s> {
             remote,
             close_after,
             continue_sent,
+            served,
             ..
         } = conn;
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -366,6 +373,7 @@ impl<'s> Runtime<'s> {
         if written.is_none() {
             return Err(());
         }
+        *served += 1;
         if !keep_alive {
             *close_after = true;
         }
@@ -505,7 +513,15 @@ impl<'s> Runtime<'s> {
         }
         let now = mono_ns();
         for conn in self.conns.values_mut() {
-            if conn.rbuf.is_empty() && !conn.half_closed {
+            if !conn.rbuf.is_empty() || conn.half_closed {
+                continue;
+            }
+            if conn.served == 0 {
+                // Its first request is on the way: serve it (with Connection: close).
+                conn.deadline = conn
+                    .deadline
+                    .min(now + FIRST_REQUEST_GRACE.as_nanos() as u64);
+            } else {
                 half_close(conn, now);
             }
         }
