@@ -340,12 +340,14 @@ fn read_chunked<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Runs `threads` client loops of keep-alive-free GETs until `stop` is set; returns
-/// (ok, failed, failures' descriptions) with distinct pids seen via `/pid`.
+/// Client loops of GETs, each on a new connection, until [`Load::finish`].
 pub struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<(usize, Vec<String>, Vec<String>)>>,
+    handles: Vec<std::thread::JoinHandle<LoopTally>>,
 }
+
+/// One client loop's (ok count, failure descriptions, response bodies).
+type LoopTally = (usize, Vec<String>, Vec<String>);
 
 /// What a load run saw.
 #[derive(Debug, Default)]
