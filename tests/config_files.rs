@@ -33,7 +33,11 @@ fn typical_django_file() {
     assert_eq!(c.max_requests_jitter, 50);
     assert_eq!(c.harakiri, Some(Duration::from_secs(30)));
     assert_eq!(c.buffer_size, 32768);
-    assert_eq!(c.reload_on_rss, Some(512 * 1024 * 1024), "reload-on-rss is in MB");
+    assert_eq!(
+        c.reload_on_rss,
+        Some(512 * 1024 * 1024),
+        "reload-on-rss is in MB"
+    );
     assert!(c.vacuum && c.die_on_term);
     let w = wsgi(&c.app);
     assert_eq!(w.module.as_deref(), Some("app.wsgi"));
@@ -43,15 +47,29 @@ fn typical_django_file() {
     assert_eq!(c.touch_reload, vec![configs().join("basic.ini")]);
     assert_eq!(
         c.listeners[0].addr,
-        ListenAddr::Tcp { host: "127.0.0.1".into(), port: 8000 }
+        ListenAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port: 8000
+        }
     );
-    let no_effect = l.notices.iter().find(|n| n.starts_with("accepted, no effect"));
+    let no_effect = l
+        .notices
+        .iter()
+        .find(|n| n.starts_with("accepted, no effect"));
     let no_effect = no_effect.expect("the no-effect list is reported");
-    for opt in ["master", "enable-threads", "single-interpreter", "thunder-lock"] {
+    for opt in [
+        "master",
+        "enable-threads",
+        "single-interpreter",
+        "thunder-lock",
+    ] {
         assert!(no_effect.contains(opt), "{opt} missing from {no_effect}");
     }
     assert_eq!(
-        l.notices.iter().filter(|n| n.starts_with("accepted, no effect")).count(),
+        l.notices
+            .iter()
+            .filter(|n| n.starts_with("accepted, no effect"))
+            .count(),
         1,
         "listed once"
     );
@@ -61,10 +79,19 @@ fn typical_django_file() {
 #[test]
 fn multi_section_with_ini_colon_section() {
     let l = load_ok(&["multi.ini"], &[]);
-    assert_eq!(l.config.processes, 8, "[prod] included after processes = 2 wins");
+    assert_eq!(
+        l.config.processes, 8,
+        "[prod] included after processes = 2 wins"
+    );
     assert_eq!(l.config.max_requests, Some(5000));
     let o = l.provenance.origin_of("processes");
-    assert_eq!(o, Some(&Origin::File { path: "multi.ini".into(), line: 8 }));
+    assert_eq!(
+        o,
+        Some(&Origin::File {
+            path: "multi.ini".into(),
+            line: 8
+        })
+    );
 }
 
 #[test]
@@ -87,10 +114,15 @@ fn placeholders_custom_variables_and_magic() {
     assert_eq!(c.logto, Some(PathBuf::from("/tmp/app.log")));
     assert_eq!(
         c.env,
-        vec![pair("PCT", "100%"), pair("SELF", "placeholders.ini in configs")]
+        vec![
+            pair("PCT", "100%"),
+            pair("SELF", "placeholders.ini in configs")
+        ]
     );
     assert!(
-        !l.notices.iter().any(|n| n.contains("'project'") || n.contains("'base'")),
+        !l.notices
+            .iter()
+            .any(|n| n.contains("'project'") || n.contains("'base'")),
         "variables used as %(name) are not unknown options: {:?}",
         l.notices
     );
@@ -107,16 +139,26 @@ fn environment_interpolation_and_file_contents() {
     let l = load_ok(&["env.ini"], &env);
     assert_eq!(
         l.config.listeners[0].addr,
-        ListenAddr::Tcp { host: "127.0.0.1".into(), port: 9100 }
+        ListenAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port: 9100
+        }
     );
     assert_eq!(l.config.processes, 3);
-    assert_eq!(wsgi(&l.config.app).callable, "application", "@(file) minus newline");
+    assert_eq!(
+        wsgi(&l.config.app).callable,
+        "application",
+        "@(file) minus newline"
+    );
     assert_eq!(l.config.env, vec![pair("GREETING", "hi there")]);
 }
 
 #[test]
 fn if_env_blocks() {
-    let l = load_ok(&["ifenv.ini"], &[("MOLT_TEST_PROD", "yes"), ("MOLT_TEST_TIER", "gold")]);
+    let l = load_ok(
+        &["ifenv.ini"],
+        &[("MOLT_TEST_PROD", "yes"), ("MOLT_TEST_TIER", "gold")],
+    );
     assert_eq!(l.config.processes, 8);
     assert_eq!(l.config.max_requests, Some(100));
     let found = configs().join("basic.ini").display().to_string();
@@ -139,7 +181,10 @@ fn repeated_keys_accumulate_and_scalars_take_the_last() {
     assert_eq!(c.env, vec![pair("A", "1"), pair("B", "2"), pair("A", "3")]);
     assert_eq!(
         wsgi(&c.app).pythonpath,
-        vec![PathBuf::from("/tmp"), PathBuf::from(format!("{}/", configs().display()))]
+        vec![
+            PathBuf::from("/tmp"),
+            PathBuf::from(format!("{}/", configs().display()))
+        ]
     );
     assert_eq!(c.processes, 3);
     assert_eq!(l.provenance.settings["env"].len(), 3);
@@ -172,9 +217,16 @@ fn toml_file() {
     assert!(c.vacuum);
     assert_eq!(
         l.provenance.origin_of("harakiri"),
-        Some(&Origin::File { path: "app.toml".into(), line: 10 })
+        Some(&Origin::File {
+            path: "app.toml".into(),
+            line: 10
+        })
     );
-    assert_eq!(load_ok(&["app.toml"], &[]).config.processes, 4, "positional by extension");
+    assert_eq!(
+        load_ok(&["app.toml"], &[]).config.processes,
+        4,
+        "positional by extension"
+    );
 }
 
 #[test]
@@ -188,9 +240,23 @@ fn include_then_override() {
 fn units_with_suffixes_everywhere() {
     let c = load_ok(
         &[
-            "--demo", "--http", ":1", "--buffer-size", "64k", "--limit-post", "10M",
-            "--reload-on-rss", "1G", "--harakiri", "500ms", "--max-worker-lifetime", "2h",
-            "--memory-sample-interval", "250", "--recycle-order", "retire-first",
+            "--demo",
+            "--http",
+            ":1",
+            "--buffer-size",
+            "64k",
+            "--limit-post",
+            "10M",
+            "--reload-on-rss",
+            "1G",
+            "--harakiri",
+            "500ms",
+            "--max-worker-lifetime",
+            "2h",
+            "--memory-sample-interval",
+            "250",
+            "--recycle-order",
+            "retire-first",
         ],
         &[],
     )
@@ -207,9 +273,22 @@ fn units_with_suffixes_everywhere() {
 #[test]
 fn zero_disables() {
     let c = load_ok(
-        &["--demo", "--http", ":1", "--max-requests", "0", "--harakiri", "0", "--limit-post", "0"],
+        &[
+            "--demo",
+            "--http",
+            ":1",
+            "--max-requests",
+            "0",
+            "--harakiri",
+            "0",
+            "--limit-post",
+            "0",
+        ],
         &[],
     )
     .config;
-    assert_eq!((c.max_requests, c.harakiri, c.limit_post), (None, None, None));
+    assert_eq!(
+        (c.max_requests, c.harakiri, c.limit_post),
+        (None, None, None)
+    );
 }

@@ -126,6 +126,12 @@ pub fn load(args: Vec<String>) -> Result<Loaded, Vec<ConfigError>> {
 /// Reads the configuration from `sources` again: same files, arguments and environment.
 /// On error the caller keeps its current configuration and logs the errors.
 pub fn reload(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
+    read_all(sources).0
+}
+
+/// The single read path. Returns the outcome and, separately, the notices gathered, so a
+/// failed read can still show the warnings that explain it (a typo next to "no app").
+fn read_all(sources: &Sources) -> (Result<Loaded, Vec<ConfigError>>, Vec<String>) {
     let env: HashMap<String, String> = sources.env.iter().cloned().collect();
     let mut col = Collector::new(Context {
         env: &env,
@@ -149,25 +155,26 @@ pub fn reload(sources: &Sources) -> Result<Loaded, Vec<ConfigError>> {
         applier.apply(e, &report.referenced);
     }
     let mut errors = std::mem::take(&mut col.errors);
-    errors.extend(applier.errors);
-    let mut checker = Checker::new(&applier.provenance, &col.ctx);
+    errors.extend(std::mem::take(&mut applier.errors));
+    let mut checker = Checker::new(&applier.provenance, &col.ctx, &applier.not_yet);
     let config = checker.finish(applier.draft.clone());
     errors.extend(checker.errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     let mut notices = col.warnings;
     notices.extend(applier.warnings);
     notices.extend(checker.warnings);
     notices.extend(no_effect_notice(&applier.no_effect));
-    Ok(Loaded {
+    if !errors.is_empty() {
+        return (Err(errors), notices);
+    }
+    let loaded = Loaded {
         config,
         mode: applier.draft.mode,
         sources: sources.clone(),
-        notices,
+        notices: notices.clone(),
         provenance: applier.provenance,
         files: col.files,
-    })
+    };
+    (Ok(loaded), notices)
 }
 
 /// Everything `main` needs: help and version, errors (exit 2), `--check-config` and
@@ -184,20 +191,27 @@ pub fn cli_main(args: Vec<String>) -> Result<Loaded, ExitNow> {
         }
         None => {}
     }
-    let loaded = load(args).map_err(|errors| {
-        let e = crate::Error::Config(errors);
-        exit(e.exit_code(), String::new(), format!("molt: {e}\n"))
-    })?;
-    let notices: String = loaded
-        .notices
+    let sources = Sources::capture(args).map_err(failure)?;
+    let (outcome, notices) = read_all(&sources);
+    let notices: String = notices
         .iter()
         .map(|n| format!("molt: warning: {n}\n"))
         .collect();
+    let loaded = outcome.map_err(|errors| {
+        let mut exit = failure(errors);
+        exit.stderr.insert_str(0, &notices);
+        exit
+    })?;
     match loaded.mode {
         Mode::Run => Ok(loaded),
         Mode::CheckConfig => Err(exit(0, "molt: configuration OK\n".into(), notices)),
         Mode::PrintConfig => Err(exit(0, print_config(&loaded), notices)),
     }
+}
+
+fn failure(errors: Vec<ConfigError>) -> ExitNow {
+    let e = crate::Error::Config(errors);
+    exit(e.exit_code(), String::new(), format!("molt: {e}\n"))
 }
 
 fn exit(code: i32, stdout: String, stderr: String) -> ExitNow {
@@ -233,6 +247,7 @@ struct Applier {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     no_effect: Vec<(&'static str, &'static str)>,
+    not_yet: Vec<(&'static str, Origin)>,
 }
 
 impl Applier {
@@ -244,6 +259,7 @@ impl Applier {
             errors: Vec::new(),
             warnings: Vec::new(),
             no_effect: Vec::new(),
+            not_yet: Vec::new(),
         }
     }
 
@@ -264,11 +280,15 @@ impl Applier {
                 Err(message) => self.errors.push(error_at(e, message)),
             },
             Status::NoEffect(why) => {
+                if let Err(message) = spec.kind.check(&e.value) {
+                    self.errors.push(error_at(e, message));
+                }
                 if !self.no_effect.iter().any(|(n, _)| *n == spec.name) {
                     self.no_effect.push((spec.name, why));
                 }
             }
             Status::NotYet(hint) => {
+                self.not_yet.push((spec.name, e.origin.clone()));
                 let msg = format!("not supported by molt yet: {hint}");
                 self.complain(e, format!("{msg}; IGNORED"), msg);
             }

@@ -76,6 +76,18 @@ impl Kind {
         self != Kind::Flag
     }
 
+    /// Checks a value of an option that is accepted without effect, so `master = maybe` is
+    /// still an error rather than silently anything.
+    pub fn check(self, v: &str) -> Result<(), String> {
+        match self {
+            Kind::Flag => parse_bool(v).map(drop),
+            Kind::Count => parse_u64(v).map(drop),
+            Kind::Size(unit) => parse_size(v, unit).map(drop),
+            Kind::Duration(unit) => parse_duration(v, unit).map(drop),
+            _ => Ok(()),
+        }
+    }
+
     /// The placeholder shown after the option in `--help`.
     pub fn metavar(self) -> &'static str {
         match self {

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub struct Checker<'a> {
     prov: &'a Provenance,
     ctx: &'a Context<'a>,
+    not_yet: &'a [(&'static str, Origin)],
     /// Problems that make the configuration invalid.
     pub errors: Vec<ConfigError>,
     /// Suspicious but valid settings.
@@ -23,10 +24,15 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     /// A checker resolving origins through `prov` and paths against `ctx`.
-    pub fn new(prov: &'a Provenance, ctx: &'a Context<'a>) -> Self {
+    pub fn new(
+        prov: &'a Provenance,
+        ctx: &'a Context<'a>,
+        not_yet: &'a [(&'static str, Origin)],
+    ) -> Self {
         Checker {
             prov,
             ctx,
+            not_yet,
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -181,7 +187,20 @@ impl<'a> Checker<'a> {
     }
 
     fn listeners(&mut self, c: &mut Config) {
-        if c.listeners.is_empty() {
+        let uwsgi_socket = self
+            .not_yet
+            .iter()
+            .find(|(n, _)| *n == "socket")
+            .map(|(_, o)| o.clone());
+        if let (true, Some(origin)) = (c.listeners.is_empty(), uwsgi_socket) {
+            self.errors.push(ConfigError {
+                origin,
+                option: "socket".into(),
+                message: "no listener: the uwsgi-protocol socket is not supported by molt yet; \
+                          use http-socket = HOST:PORT (nginx: proxy_pass instead of uwsgi_pass)"
+                    .into(),
+            });
+        } else if c.listeners.is_empty() {
             self.error(
                 "http-socket",
                 "no listener: add http-socket = HOST:PORT (for example :8000); \

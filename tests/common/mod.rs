@@ -19,7 +19,10 @@ pub fn strings(a: &[&str]) -> Vec<String> {
 
 /// Loads through the library with a controlled environment, from tests/configs.
 pub fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
-    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     reload(&Sources::new(strings(args), env, configs()))
 }
 
@@ -34,7 +37,10 @@ pub fn load_ok(args: &[&str], env: &[(&str, &str)]) -> Loaded {
 /// Loads and returns the errors, rendered one per line.
 pub fn load_err(args: &[&str], env: &[(&str, &str)]) -> String {
     match load(args, env) {
-        Ok(l) => panic!("expected errors for {args:?}, got a valid config: {:#?}", l.config),
+        Ok(l) => panic!(
+            "expected errors for {args:?}, got a valid config: {:#?}",
+            l.config
+        ),
         Err(errors) => errors.iter().map(|e| format!("{e}\n")).collect(),
     }
 }
