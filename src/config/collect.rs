@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Deepest include nesting before molt assumes something is wrong.
 const MAX_DEPTH: usize = 32;
+/// Most file reads in one load: includes may fan out (each section including two others),
+/// and a config must never take exponential time to read.
+const MAX_READS: usize = 256;
 
 /// One `key = value` as written, before placeholders are expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +213,11 @@ impl<'a> Collector<'a> {
 
     /// Reads a file's text, recording it; `None` (with an error) if it cannot be used.
     fn open(&mut self, path: &Path, origin: &Origin, option: &str) -> Option<String> {
+        if self.files.len() >= MAX_READS {
+            let msg = format!("more than {MAX_READS} config file reads: check the includes");
+            self.error(origin, option, msg);
+            return None;
+        }
         match read_text(path) {
             Ok(text) => {
                 self.files.push(path.to_path_buf());
