@@ -29,7 +29,10 @@ fn every_option_is_documented() {
         .map(|o| o.name)
         .filter(|name| !doc.contains(&format!("`{name}`")))
         .collect();
-    assert!(missing.is_empty(), "docs/configuration.md lacks: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks: {missing:?}"
+    );
 }
 
 #[test]
@@ -51,6 +54,11 @@ fn regenerate() {
     let (Some(start), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
         panic!("markers missing");
     };
-    let new = format!("{}{}{}", &doc[..start + BEGIN.len()], options_markdown(), &doc[end..]);
+    let new = format!(
+        "{}{}{}",
+        &doc[..start + BEGIN.len()],
+        options_markdown(),
+        &doc[end..]
+    );
     std::fs::write(doc_path(), new).expect("write docs");
 }
