@@ -242,8 +242,13 @@ struct Running {
     _pidfile: Option<Pidfile>,
 }
 
-/// Runs molt with `cfg` until shutdown. `app` builds the app inside each worker.
-pub fn run(cfg: &Config, app: AppFactory) -> Result<(), Error> {
+/// Runs molt with the loaded configuration until shutdown. `app` builds the app inside
+/// each worker.
+pub fn run(loaded: crate::config::Loaded, app: AppFactory) -> Result<(), Error> {
+    for notice in &loaded.notices {
+        warn!("{notice}");
+    }
+    let cfg = &loaded.config;
     signals::block().map_err(|e| Error::os("blocking signals", e))?;
     let signals = Signals::install().map_err(|e| Error::os("installing signal handlers", e))?;
     let listeners = bind_all(&cfg.listeners, cfg.listen)?;
@@ -361,6 +366,7 @@ fn spec_builder(
         keepalive_timeout: cfg.keepalive_timeout,
         threads: cfg.threads,
         max_requests: None,
+        drain_at_max_requests: cfg.recycle_order == RecycleOrder::RetireFirst,
         reload_on_rss: cfg.reload_on_rss,
     };
     Box::new(move |req: &SpawnRequest| ChildSpec {

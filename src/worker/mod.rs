@@ -43,6 +43,9 @@ pub struct WorkerLimits {
     pub threads: usize,
     /// This worker's own threshold (max-requests plus its delta and jitter).
     pub max_requests: Option<u64>,
+    /// Stop accepting right after the max-requests'th request (retire-first order: exact
+    /// counts, as uWSGI); otherwise keep serving until the replacement is ready.
+    pub drain_at_max_requests: bool,
     pub reload_on_rss: Option<u64>,
 }
 
@@ -98,6 +101,9 @@ impl WorkerShared {
     pub fn after_request(&self, served: u64) {
         if self.limits.max_requests == Some(served) {
             self.raise(flag::MAX_REQUESTS);
+            if self.limits.drain_at_max_requests {
+                self.request_drain();
+            }
         }
         if let (Some(limit), Some(probe)) = (self.limits.reload_on_rss, &self.memory) {
             let rss = probe.resident_bytes();

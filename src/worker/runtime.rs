@@ -194,6 +194,11 @@ impl<'s> Runtime<'s> {
 
     fn accept_batch(&mut self, listener: RawFd) {
         for _ in 0..64 {
+            // A connection is served inline right after accept, so a drain can start
+            // inside this loop: stop accepting at once.
+            if self.shared.draining.load(Relaxed) {
+                return;
+            }
             match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
                 Ok(fd) => self.add_conn(fd),
                 Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
