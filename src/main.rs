@@ -18,6 +18,8 @@ fn main() {
 fn app_factory(cfg: &Config) -> AppFactory {
     match &cfg.app {
         AppSpec::Demo | AppSpec::None => Arc::new(demo::boot),
+        // The exec kind runs no app in the worker runtime: the child execs the command.
+        AppSpec::Exec(_) => Arc::new(|| Err("an exec'd worker has no in-process app".to_string())),
         AppSpec::Wsgi(_) => {
             Arc::new(|| Err("WSGI apps are not wired into this build yet".to_string()))
         }

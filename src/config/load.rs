@@ -156,7 +156,7 @@ fn read_all(sources: &Sources) -> (Result<Loaded, Vec<ConfigError>>, Vec<String>
     }
     let mut errors = std::mem::take(&mut col.errors);
     errors.extend(std::mem::take(&mut applier.errors));
-    let mut checker = Checker::new(&applier.provenance, &col.ctx, &applier.not_yet);
+    let mut checker = Checker::new(&applier.provenance, &col.ctx);
     let config = checker.finish(applier.draft.clone());
     errors.extend(checker.errors);
     let mut notices = col.warnings;

@@ -9,6 +9,7 @@ mod cli;
 mod collect;
 mod expand;
 mod ini;
+mod launch;
 mod load;
 mod print;
 mod suggest;
@@ -37,6 +38,18 @@ pub enum ListenAddr {
 pub enum Protocol {
     /// HTTP/1.1 (`http-socket`).
     Http,
+    /// The uwsgi binary protocol, as nginx's `uwsgi_pass` speaks it (`socket`).
+    Uwsgi,
+}
+
+impl Protocol {
+    /// The name used in logs and in `LISTEN_FDNAMES` for exec'd workers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Uwsgi => "uwsgi",
+        }
+    }
 }
 
 /// A listener the master binds before forking.
@@ -53,8 +66,33 @@ pub enum AppSpec {
     Demo,
     /// A Python WSGI app (`module` or `wsgi-file`, with `callable`, `home`, `pythonpath`).
     Wsgi(WsgiSpec),
+    /// Any command that serves the listeners itself (`worker-exec`).
+    Exec(ExecSpec),
     /// No application configured: a configuration error at validation time.
     None,
+}
+
+/// A command each worker execs (`worker-exec`), with how molt cooperates with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// The command split into words (shell-style quoting, no shell involved, so the
+    /// exec'd process is the worker itself and `LISTEN_PID` names it).
+    pub argv: Vec<String>,
+    /// The command speaks the worker protocol (`worker-exec-notify`): it is ready only at
+    /// its `READY=1`, and its `REQUESTS=` counts drive max-requests.
+    pub notify: bool,
+    /// Without `notify`, a worker counts as ready this long after it was spawned
+    /// (`worker-exec-ready-delay`), or at its `READY=1` if that comes first.
+    pub ready_delay: Duration,
+    /// The signal that asks the command to stop gracefully (`worker-exec-stop-signal`).
+    pub stop_signal: i32,
+}
+
+/// Who owns a unix socket molt creates (`chown-socket = USER[:GROUP]`), resolved to ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOwner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Where the Python WSGI app is and how to import it.
@@ -105,7 +143,7 @@ pub enum RecycleOrder {
 /// Every setting molt acts on, validated, in internal units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Listeners bound by the master (`http-socket`).
+    /// Listeners bound by the master (`http-socket`, `socket`), or inherited from systemd.
     pub listeners: Vec<Listener>,
     /// The app the workers run.
     pub app: AppSpec,
@@ -119,6 +157,10 @@ pub struct Config {
     pub limit_post: Option<u64>,
     /// Listen backlog (`listen`).
     pub listen: i32,
+    /// Mode of the unix sockets molt creates (`chmod-socket`); `None` = 0660.
+    pub chmod_socket: Option<u32>,
+    /// Owner of the unix sockets molt creates (`chown-socket`); `None` = molt's user.
+    pub chown_socket: Option<SocketOwner>,
     /// Recycle after this many requests (`max-requests`); `None` = never.
     pub max_requests: Option<u64>,
     /// Per-worker-id spread added to max-requests, as uWSGI: `(id - 1) * delta`.
@@ -191,6 +233,8 @@ impl Default for Config {
             buffer_size: 4096,
             limit_post: None,
             listen: 1024,
+            chmod_socket: None,
+            chown_socket: None,
             max_requests: None,
             max_requests_delta: 0,
             max_requests_jitter: 0,

@@ -38,6 +38,16 @@ pub struct Draft {
     pub uid: Option<String>,
     /// `gid` as written (name or number), resolved by validation.
     pub gid: Option<String>,
+    /// `worker-exec` as written (split into words by validation).
+    pub exec: Option<String>,
+    /// `worker-exec-notify`.
+    pub exec_notify: bool,
+    /// `worker-exec-ready-delay`, if set.
+    pub exec_ready_delay: Option<std::time::Duration>,
+    /// `worker-exec-stop-signal` as written (`TERM`, `SIGINT`, `15`, ...).
+    pub exec_stop_signal: Option<String>,
+    /// `chown-socket` as written (`USER[:GROUP]`), resolved by validation.
+    pub chown_socket: Option<String>,
 }
 
 /// Applies one value to the draft, or says why the value is invalid.
@@ -347,13 +357,32 @@ fn mebibytes_or_off(v: &str) -> Result<Option<u64>, String> {
     parse_size(v, SizeUnit::Mebibytes).map(nonzero)
 }
 
-fn listener(d: &mut Draft, v: &str) -> Result<(), String> {
+fn http_listener(d: &mut Draft, v: &str) -> Result<(), String> {
+    add_listener(d, v, Protocol::Http)
+}
+
+fn uwsgi_listener(d: &mut Draft, v: &str) -> Result<(), String> {
+    add_listener(d, v, Protocol::Uwsgi)
+}
+
+fn add_listener(d: &mut Draft, v: &str, protocol: Protocol) -> Result<(), String> {
     let addr = parse_addr(v)?;
-    d.cfg.listeners.push(Listener {
-        addr,
-        protocol: Protocol::Http,
-    });
+    d.cfg.listeners.push(Listener { addr, protocol });
     Ok(())
+}
+
+/// `chmod-socket`: an octal mode; a bare key (`true`) means 0666, as in uWSGI.
+fn socket_mode(v: &str) -> Result<u32, String> {
+    let t = v.trim();
+    if t.is_empty() || t == "true" {
+        return Ok(0o666);
+    }
+    match u32::from_str_radix(t, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "'{v}' is not a socket mode: expected octal digits such as 660"
+        )),
+    }
 }
 
 fn recycle_order(v: &str) -> Result<RecycleOrder, String> {
@@ -411,11 +440,30 @@ fn build_table() -> Vec<OptSpec> {
 
 fn listen_options() -> Vec<OptSpec> {
     vec![
-        active("http-socket", K::Addr, G::Listen, listener)
+        active("http-socket", K::Addr, G::Listen, http_listener)
             .aliases(&["http"])
             .repeatable()
             .default("(none)")
             .help("Serve HTTP/1.1 on this address; repeat for several listeners. `http` (uWSGI's router) means the same here."),
+        active("socket", K::Addr, G::Listen, uwsgi_listener)
+            .short('s')
+            .aliases(&["uwsgi-socket"])
+            .repeatable()
+            .default("(none)")
+            .help("Serve the uwsgi protocol (nginx `uwsgi_pass` with `uwsgi_params`) on this address; repeatable, and combinable with http-socket."),
+        active("chmod-socket", K::Text, G::Listen, |d, v| {
+            d.cfg.chmod_socket = Some(socket_mode(v)?);
+            Ok(())
+        })
+        .short('C')
+        .default("660")
+        .help("Mode (octal) of the unix sockets molt creates; a bare `chmod-socket` means 666, as in uWSGI. Checked after binding."),
+        active("chown-socket", K::Text, G::Listen, |d, v| {
+            d.chown_socket = Some(non_empty(v, "USER[:GROUP]")?);
+            Ok(())
+        })
+        .default("(molt's user)")
+        .help("Owner of the unix sockets molt creates, `USER[:GROUP]` (names or ids)."),
         active("listen", K::Count, G::Listen, |d, v| {
             d.cfg.listen = parse_bounded(v, i32::MAX as u64)? as i32;
             Ok(())
@@ -484,6 +532,30 @@ fn app_options() -> Vec<OptSpec> {
         })
         .default("false")
         .help("Serve molt's built-in demo app instead of a Python app."),
+        active("worker-exec", K::Text, G::App, |d, v| {
+            d.exec = Some(non_empty(v, "a command such as node server.js")?);
+            Ok(())
+        })
+        .default("(none)")
+        .help("Each worker execs this command (words split shell-style, no shell) with the listeners as fds 3.. (LISTEN_FDS); see docs/worker-protocol.md."),
+        active("worker-exec-notify", K::Flag, G::App, |d, v| {
+            d.exec_notify = parse_bool(v)?;
+            Ok(())
+        })
+        .default("false")
+        .help("The worker-exec command speaks the worker protocol: ready at its READY=1, max-requests from its REQUESTS= counts."),
+        active("worker-exec-ready-delay", MILLIS, G::App, |d, v| {
+            d.exec_ready_delay = Some(parse_duration(v, TimeUnit::Millis)?);
+            Ok(())
+        })
+        .default("1s")
+        .help("Without worker-exec-notify, an exec'd worker counts as ready this long after its spawn (or at its READY=1, if sooner)."),
+        active("worker-exec-stop-signal", K::Text, G::App, |d, v| {
+            d.exec_stop_signal = Some(non_empty(v, "a signal such as TERM or QUIT")?);
+            Ok(())
+        })
+        .default("TERM")
+        .help("The signal that asks an exec'd worker to stop gracefully (SIGKILL follows after worker-reload-mercy)."),
     ]
 }
 
@@ -800,60 +872,153 @@ fn compat_options() -> Vec<OptSpec> {
 /// under strict), never silently ignored. Moving one to `active` is a one-row change.
 fn not_yet_options() -> Vec<OptSpec> {
     vec![
-        not_yet("socket", K::Addr, "the uwsgi protocol listener is planned; use http-socket (nginx: proxy_pass instead of uwsgi_pass)").short('s').aliases(&["uwsgi-socket"]).repeatable(),
-        not_yet("https", K::Text, "terminate TLS in a proxy in front of molt").aliases(&["https-socket"]),
+        not_yet(
+            "https",
+            K::Text,
+            "terminate TLS in a proxy in front of molt",
+        )
+        .aliases(&["https-socket"]),
         not_yet("shared-socket", K::Addr, "use http-socket"),
-        not_yet("chmod-socket", K::Text, "unix socket mode is not configurable yet (molt creates them 0660-style via umask)").short('C'),
-        not_yet("chown-socket", K::Text, "unix socket ownership is not configurable yet"),
         not_yet("umask", K::Text, "set the umask in the service manager"),
         not_yet("stats", K::Addr, "a stats server is planned").aliases(&["stats-server"]),
         not_yet("stats-http", K::Flag, "a stats server is planned"),
-        not_yet("static-map", K::Text, "serve static files from the proxy in front of molt").aliases(&["static-map2"]).repeatable(),
-        not_yet("static-path", K::Text, "serve static files from the proxy in front of molt"),
-        not_yet("check-static", K::Path, "serve static files from the proxy in front of molt"),
-        not_yet("static-expires", K::Text, "serve static files from the proxy in front of molt"),
+        not_yet(
+            "static-map",
+            K::Text,
+            "serve static files from the proxy in front of molt",
+        )
+        .aliases(&["static-map2"])
+        .repeatable(),
+        not_yet(
+            "static-path",
+            K::Text,
+            "serve static files from the proxy in front of molt",
+        ),
+        not_yet(
+            "check-static",
+            K::Path,
+            "serve static files from the proxy in front of molt",
+        ),
+        not_yet(
+            "static-expires",
+            K::Text,
+            "serve static files from the proxy in front of molt",
+        ),
         not_yet("offload-threads", K::Count, "molt has no offload engine"),
-        not_yet("daemonize", K::Path, "run molt under a service manager (systemd, supervisor) instead").short('d').aliases(&["daemonize2"]),
-        not_yet("log-reopen", K::Flag, "molt reopens logto on SIGUSR2 instead"),
+        not_yet(
+            "daemonize",
+            K::Path,
+            "run molt under a service manager (systemd, supervisor) instead",
+        )
+        .short('d')
+        .aliases(&["daemonize2"]),
+        not_yet(
+            "log-reopen",
+            K::Flag,
+            "molt reopens logto on SIGUSR2 instead",
+        ),
         not_yet("log-maxsize", BYTES, "use logrotate with SIGUSR2"),
-        not_yet("log-format", K::Text, "molt's request log format is fixed for now").aliases(&["logformat"]),
+        not_yet(
+            "log-format",
+            K::Text,
+            "molt's request log format is fixed for now",
+        )
+        .aliases(&["logformat"]),
         not_yet("logger", K::Text, "use logto or stderr"),
         not_yet("req-logger", K::Text, "use logto or stderr"),
-        not_yet("log-date", K::Flag, "molt's log timestamps are fixed for now"),
+        not_yet(
+            "log-date",
+            K::Flag,
+            "molt's log timestamps are fixed for now",
+        ),
         not_yet("cheaper", K::Count, "molt runs a fixed number of workers"),
-        not_yet("cheaper-algo", K::Text, "molt runs a fixed number of workers"),
-        not_yet("cheaper-initial", K::Count, "molt runs a fixed number of workers"),
-        not_yet("cheaper-step", K::Count, "molt runs a fixed number of workers"),
+        not_yet(
+            "cheaper-algo",
+            K::Text,
+            "molt runs a fixed number of workers",
+        ),
+        not_yet(
+            "cheaper-initial",
+            K::Count,
+            "molt runs a fixed number of workers",
+        ),
+        not_yet(
+            "cheaper-step",
+            K::Count,
+            "molt runs a fixed number of workers",
+        ),
         not_yet("spooler", K::Path, "use a task queue"),
         not_yet("mule", K::Text, "use a separate service").aliases(&["mules"]),
         not_yet("cron", K::Text, "use the system's cron or timers"),
-        not_yet("attach-daemon", K::Text, "use the service manager").aliases(&["attach-daemon2", "smart-attach-daemon"]),
-        not_yet("route", K::Text, "routing belongs in the proxy").aliases(&["route-host", "route-uri", "route-run"]),
+        not_yet("attach-daemon", K::Text, "use the service manager")
+            .aliases(&["attach-daemon2", "smart-attach-daemon"]),
+        not_yet("route", K::Text, "routing belongs in the proxy").aliases(&[
+            "route-host",
+            "route-uri",
+            "route-run",
+        ]),
         not_yet("add-header", K::Text, "add headers in the app or the proxy"),
-        not_yet("mount", K::Text, "molt serves one app per instance").aliases(&["manage-script-name"]),
+        not_yet("mount", K::Text, "molt serves one app per instance")
+            .aliases(&["manage-script-name"]),
         not_yet("fs-reload", K::Path, "use touch-reload"),
-        not_yet("touch-chain-reload", K::Path, "use touch-reload (molt's reload already replaces workers one by one)"),
+        not_yet(
+            "touch-chain-reload",
+            K::Path,
+            "use touch-reload (molt's reload already replaces workers one by one)",
+        ),
         not_yet("touch-workers-reload", K::Path, "use touch-reload"),
         not_yet("py-autoreload", K::Count, "use touch-reload").aliases(&["python-autoreload"]),
-        not_yet("harakiri-verbose", K::Flag, "molt always logs harakiri with details"),
+        not_yet(
+            "harakiri-verbose",
+            K::Flag,
+            "molt always logs harakiri with details",
+        ),
         not_yet("socket-timeout", SECONDS, "see header-timeout").short('z'),
         not_yet("http-timeout", SECONDS, "see header-timeout and harakiri"),
-        not_yet("http-keepalive", K::Flag, "keep-alive is on unless keepalive-timeout = 0"),
+        not_yet(
+            "http-keepalive",
+            K::Flag,
+            "keep-alive is on unless keepalive-timeout = 0",
+        ),
         not_yet("limit-as", MIB, "use reload-on-rss / evil-reload-on-rss"),
         not_yet("reload-on-as", MIB, "use reload-on-rss"),
         not_yet("max-fd", K::Count, "set LimitNOFILE in the service manager"),
-        not_yet("emperor", K::Path, "one molt per app under a service manager"),
+        not_yet(
+            "emperor",
+            K::Path,
+            "one molt per app under a service manager",
+        ),
         not_yet("cache2", K::Text, "use an external cache").aliases(&["cache"]),
-        not_yet("unenv", K::Text, "clear the variable in the service manager"),
+        not_yet(
+            "unenv",
+            K::Text,
+            "clear the variable in the service manager",
+        ),
         not_yet("worker-reload-mercy-strict", K::Flag, "not available"),
         not_yet("callable-from-env", K::Text, "use callable with $(VAR)"),
         not_yet("wsgi-disable-file-wrapper", K::Flag, "not available"),
         not_yet("reaper", K::Flag, "molt always reaps").short('r'),
-        not_yet("ignore-sigpipe", K::Flag, "molt always ignores SIGPIPE in workers"),
-        not_yet("ignore-write-errors", K::Flag, "molt always handles client disconnects"),
-        not_yet("disable-write-exception", K::Flag, "molt always handles client disconnects"),
+        not_yet(
+            "ignore-sigpipe",
+            K::Flag,
+            "molt always ignores SIGPIPE in workers",
+        ),
+        not_yet(
+            "ignore-write-errors",
+            K::Flag,
+            "molt always handles client disconnects",
+        ),
+        not_yet(
+            "disable-write-exception",
+            K::Flag,
+            "molt always handles client disconnects",
+        ),
         not_yet("http-auto-chunked", K::Flag, "not available"),
-        not_yet("http-websockets", K::Flag, "websockets are not supported yet"),
+        not_yet(
+            "http-websockets",
+            K::Flag,
+            "websockets are not supported yet",
+        ),
         not_yet("gevent", K::Count, "async loops are not supported"),
         not_yet("async", K::Count, "async loops are not supported"),
         not_yet("uwsgi-file", K::Path, "not available"),
@@ -867,7 +1032,7 @@ pub fn has_python_app(d: &Draft) -> bool {
 
 /// Whether the draft has any app at all.
 pub fn has_app(d: &Draft) -> bool {
-    d.demo || has_python_app(d) || d.cfg.app != AppSpec::None
+    d.demo || has_python_app(d) || d.exec.is_some() || d.cfg.app != AppSpec::None
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! problem at once; nothing is coerced silently.
 
 use super::collect::Context;
+use super::launch::{parse_owner, parse_signal, split_command};
 use super::load::Provenance;
 use super::table::{has_python_app, Draft};
-use super::{AppSpec, Config, GroupId, ListenAddr, UserId, WsgiSpec};
+use super::{AppSpec, Config, ExecSpec, GroupId, ListenAddr, SocketOwner, UserId, WsgiSpec};
 use crate::error::{ConfigError, Origin};
 use crate::scoreboard::MAX_THREADS;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,6 @@ use std::time::Duration;
 pub struct Checker<'a> {
     prov: &'a Provenance,
     ctx: &'a Context<'a>,
-    not_yet: &'a [(&'static str, Origin)],
     /// Problems that make the configuration invalid.
     pub errors: Vec<ConfigError>,
     /// Suspicious but valid settings.
@@ -24,15 +24,10 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     /// A checker resolving origins through `prov` and paths against `ctx`.
-    pub fn new(
-        prov: &'a Provenance,
-        ctx: &'a Context<'a>,
-        not_yet: &'a [(&'static str, Origin)],
-    ) -> Self {
+    pub fn new(prov: &'a Provenance, ctx: &'a Context<'a>) -> Self {
         Checker {
             prov,
             ctx,
-            not_yet,
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -71,6 +66,7 @@ impl<'a> Checker<'a> {
         self.timeouts(&d.cfg);
         self.listeners(&mut d.cfg);
         d.cfg.app = self.app(&d);
+        d.cfg.chown_socket = self.socket_owner(d.chown_socket.as_deref());
         self.paths(&mut d.cfg);
         d.cfg.uid = self.user(d.uid.as_deref());
         d.cfg.gid = self.group(d.gid.as_deref());
@@ -187,24 +183,13 @@ impl<'a> Checker<'a> {
     }
 
     fn listeners(&mut self, c: &mut Config) {
-        let uwsgi_socket = self
-            .not_yet
-            .iter()
-            .find(|(n, _)| *n == "socket")
-            .map(|(_, o)| o.clone());
-        if let (true, Some(origin)) = (c.listeners.is_empty(), uwsgi_socket) {
-            self.errors.push(ConfigError {
-                origin,
-                option: "socket".into(),
-                message: "no listener: the uwsgi-protocol socket is not supported by molt yet; \
-                          use http-socket = HOST:PORT (nginx: proxy_pass instead of uwsgi_pass)"
-                    .into(),
-            });
-        } else if c.listeners.is_empty() {
+        // Under systemd socket activation the listeners come from LISTEN_FDS instead.
+        let activated = std::env::var_os("LISTEN_FDS").is_some();
+        if c.listeners.is_empty() && !activated {
             self.error(
                 "http-socket",
-                "no listener: add http-socket = HOST:PORT (for example :8000); \
-                 the uwsgi-protocol `socket` is not supported yet",
+                "no listener: add http-socket = HOST:PORT (for example :8000) or \
+                 socket = HOST:PORT for nginx's uwsgi_pass",
             );
         }
         for l in &mut c.listeners {
@@ -238,6 +223,12 @@ impl<'a> Checker<'a> {
         if d.demo && python {
             self.error("demo", "conflicts with module/wsgi-file: choose one app");
         }
+        if d.exec.is_some() && (d.demo || python) {
+            self.error(
+                "worker-exec",
+                "conflicts with demo/module/wsgi-file: choose one app",
+            );
+        }
         if d.module.is_some() && d.wsgi_file.is_some() {
             self.error(
                 "wsgi-file",
@@ -258,14 +249,56 @@ impl<'a> Checker<'a> {
         if d.demo {
             return AppSpec::Demo;
         }
+        if let Some(cmd) = &d.exec {
+            return self.exec(d, cmd);
+        }
         if python {
             return AppSpec::Wsgi(self.wsgi(d));
         }
         self.error(
             "module",
-            "no application: set module = pkg.wsgi[:callable] or wsgi-file = path/to/app.py (or demo)",
+            "no application: set module = pkg.wsgi[:callable], wsgi-file = path/to/app.py, \
+             worker-exec = COMMAND (or demo)",
         );
         AppSpec::None
+    }
+
+    fn exec(&mut self, d: &Draft, cmd: &str) -> AppSpec {
+        let argv = split_command(cmd).unwrap_or_else(|e| {
+            self.error("worker-exec", format!("'{cmd}': {e}"));
+            vec![String::new()]
+        });
+        let stop_signal = match d.exec_stop_signal.as_deref().map(parse_signal) {
+            None => libc::SIGTERM,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.error("worker-exec-stop-signal", e);
+                libc::SIGTERM
+            }
+        };
+        if d.cfg.max_requests.is_some() && !d.exec_notify {
+            self.warn(
+                "max-requests",
+                "an exec'd worker is only recycled on max-requests when it reports its \
+                 requests (worker-exec-notify = true; see docs/worker-protocol.md)",
+            );
+        }
+        AppSpec::Exec(ExecSpec {
+            argv,
+            notify: d.exec_notify,
+            ready_delay: d.exec_ready_delay.unwrap_or(Duration::from_secs(1)),
+            stop_signal,
+        })
+    }
+
+    fn socket_owner(&mut self, spec: Option<&str>) -> Option<SocketOwner> {
+        match parse_owner(spec?) {
+            Ok((uid, gid)) => Some(SocketOwner { uid, gid }),
+            Err(e) => {
+                self.error("chown-socket", e);
+                None
+            }
+        }
     }
 
     fn wsgi(&mut self, d: &Draft) -> WsgiSpec {

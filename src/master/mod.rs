@@ -26,12 +26,13 @@ use log::{error, info, warn};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::getpid;
 
-use crate::config::{Config, Loaded, RecycleOrder};
+use crate::config::{AppSpec, Config, Loaded, Protocol, RecycleOrder};
 use crate::error::Error;
 use crate::listen::{bind_all, Bound};
 use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, Reason, Shutdown};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
 use crate::sys::{RealSys, SpawnRequest, Sys};
+use crate::worker::exec::{base_env, ExecIdentity, ExecPlan};
 use crate::worker::{AppFactory, ChildSpec, WorkerLimits, WorkerSetup};
 pub use pidfile::Pidfile;
 use signals::{Pending, Signals};
@@ -138,6 +139,7 @@ impl<S: Sys> Master<S> {
     /// One turn after the wait: reap, sample, plan, apply. Returns the outcome on exit.
     pub fn turn(&mut self) -> Option<Outcome> {
         let now = self.sys.now();
+        self.sys.relay(now);
         self.reap(now);
         self.sample(now);
         let actions = self.pool.plan(now);
@@ -260,6 +262,8 @@ pub type AppMaker = Arc<dyn Fn(&Config) -> AppFactory + Send + Sync>;
 /// What does not change across reloads: the fds and mappings workers inherit.
 struct Fixed {
     listener_fds: Vec<RawFd>,
+    /// The protocol of each listener, in the same order (`LISTEN_FDNAMES` for exec'd workers).
+    protocols: Vec<Protocol>,
     board: Arc<Scoreboard>,
     close_fds: Vec<RawFd>,
     notify_write: RawFd,
@@ -286,6 +290,12 @@ impl Fixed {
             reload_on_rss: cfg.reload_on_rss,
         };
         let setup = WorkerSetup::from_config(cfg);
+        // The exec kind's environment is read once per configuration, not per fork.
+        let exec = match &cfg.app {
+            AppSpec::Exec(spec) => Some((spec.clone(), base_env(&cfg.env), cfg.chdir.clone())),
+            _ => None,
+        };
+        let protocols = self.protocols.clone();
         Box::new(move |req: &SpawnRequest| ChildSpec {
             id: req.id,
             slot: req.slot,
@@ -301,6 +311,14 @@ impl Fixed {
             },
             setup: setup.clone(),
             app: app.clone(),
+            exec: exec.as_ref().map(|(spec, env, chdir)| {
+                let who = ExecIdentity {
+                    id: req.id,
+                    generation: req.generation,
+                    master_pid: master_pid.as_raw(),
+                };
+                ExecPlan::new(spec, who, &protocols, chdir.as_deref(), env)
+            }),
         })
     }
 }
@@ -341,6 +359,7 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
     close_fds.push(notify_read.as_raw_fd());
     let fixed = Fixed {
         listener_fds: listeners.iter().map(Bound::raw).collect(),
+        protocols: listeners.iter().map(|l| l.protocol).collect(),
         board: board.clone(),
         close_fds,
         notify_write,
@@ -442,10 +461,18 @@ impl Running {
                 BorrowedFd::borrow_raw(self.notify_read.as_raw_fd()),
             )
         };
-        let mut fds = [
+        let extra = self.master.sys.wait_fds();
+        let mut fds = vec![
             PollFd::new(sig, PollFlags::POLLIN),
             PollFd::new(note, PollFlags::POLLIN),
         ];
+        // SAFETY: the exec'd workers' sockets live in `sys` until their worker is reaped,
+        // which cannot happen during this poll.
+        fds.extend(
+            extra
+                .iter()
+                .map(|fd| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, PollFlags::POLLIN)),
+        );
         let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),

@@ -2,6 +2,7 @@
 //! the loop can be driven by a recording fake in tests.
 
 mod memory;
+pub mod notify;
 mod real;
 
 pub use memory::tree_rss;
@@ -25,6 +26,12 @@ pub trait Sys {
     fn memory(&mut self, pid: i32) -> Option<u64>;
     /// Monotonic time.
     fn now(&self) -> Nanos;
+    /// Reads what exec'd workers reported (worker protocol) into their slots.
+    fn relay(&mut self, _now: Nanos) {}
+    /// Extra fds the master's wait should wake on (exec'd workers' notify sockets).
+    fn wait_fds(&self) -> Vec<std::os::fd::RawFd> {
+        Vec::new()
+    }
 }
 
 /// One fork, as planned.

@@ -1,12 +1,15 @@
 //! The real effects: fork, kill, waitpid, procfs.
 
+use std::collections::HashMap;
 use std::io;
+use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, setpgid, ForkResult, Pid};
 
+use super::notify::ExecWorker;
 use super::{tree_rss, SpawnRequest, Sys};
 use crate::pool::{ExitKind, Nanos};
 use crate::scoreboard::{mono_ns, Scoreboard};
@@ -20,6 +23,8 @@ pub struct RealSys {
     build: SpecBuilder,
     board: std::sync::Arc<Scoreboard>,
     page_size: u64,
+    /// Exec'd workers by pid: their notify sockets and stop signals.
+    exec: HashMap<i32, ExecWorker>,
 }
 
 impl RealSys {
@@ -30,6 +35,7 @@ impl RealSys {
             build,
             board,
             page_size,
+            exec: HashMap::new(),
         }
     }
 }
@@ -47,6 +53,10 @@ impl Sys for RealSys {
         // Everything the child needs is built before fork: the child only runs code that
         // the single-threaded master prepared.
         let spec = (self.build)(req);
+        let mut exec = match &spec.exec {
+            Some(Ok(plan)) => Some(ExecWorker::bind(plan.meta.clone(), req.slot, self.now())?),
+            _ => None,
+        };
         // SAFETY: the master is single-threaded, so the child inherits no lock held by
         // another thread; the child never returns from child_main.
         match unsafe { fork() }? {
@@ -54,13 +64,21 @@ impl Sys for RealSys {
             ForkResult::Parent { child } => {
                 // Also set in the child; doing both closes the race with an early kill.
                 let _ = setpgid(child, child);
+                if let Some(mut w) = exec.take() {
+                    w.pid = child.as_raw();
+                    self.exec.insert(w.pid, w);
+                }
                 Ok(child.as_raw())
             }
         }
     }
 
     fn stop(&mut self, pid: i32) -> io::Result<()> {
-        Ok(kill(Pid::from_raw(pid), Signal::SIGTERM)?)
+        let sig = match self.exec.get(&pid) {
+            Some(w) => Signal::try_from(w.meta.stop_signal).unwrap_or(Signal::SIGTERM),
+            None => Signal::SIGTERM,
+        };
+        Ok(kill(Pid::from_raw(pid), sig)?)
     }
 
     fn kill(&mut self, pid: i32) -> io::Result<()> {
@@ -73,6 +91,38 @@ impl Sys for RealSys {
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitKind)> {
+        let out = self.wait_all();
+        for (pid, _) in &out {
+            // Its last words (the final REQUESTS=) count; then the socket goes.
+            if let Some(mut w) = self.exec.remove(pid) {
+                w.pump(self.board.slot(w.slot), mono_ns());
+            }
+        }
+        out
+    }
+
+    fn relay(&mut self, now: Nanos) {
+        for w in self.exec.values_mut() {
+            w.pump(self.board.slot(w.slot), now);
+        }
+    }
+
+    fn wait_fds(&self) -> Vec<RawFd> {
+        self.exec.values().map(ExecWorker::fd).collect()
+    }
+
+    fn memory(&mut self, pid: i32) -> Option<u64> {
+        tree_rss(pid, self.page_size)
+    }
+
+    fn now(&self) -> Nanos {
+        mono_ns()
+    }
+}
+
+impl RealSys {
+    /// waitpid until no exited child is left.
+    fn wait_all(&mut self) -> Vec<(i32, ExitKind)> {
         let mut out = Vec::new();
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -91,13 +141,5 @@ impl Sys for RealSys {
                 }
             }
         }
-    }
-
-    fn memory(&mut self, pid: i32) -> Option<u64> {
-        tree_rss(pid, self.page_size)
-    }
-
-    fn now(&self) -> Nanos {
-        mono_ns()
     }
 }

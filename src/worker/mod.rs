@@ -7,6 +7,7 @@
 //! write-protects its siblings' scoreboard slots, and only then loads the app.
 
 pub mod body;
+pub mod exec;
 pub mod http;
 pub mod io;
 mod privileges;
@@ -89,6 +90,9 @@ pub struct ChildSpec {
     pub limits: WorkerLimits,
     pub setup: WorkerSetup,
     pub app: AppFactory,
+    /// `Some` for the exec kind: the command to exec after setup, prepared before fork
+    /// (or why it could not be prepared, reported by the child as an app-load failure).
+    pub exec: Option<Result<exec::ExecPlan, String>>,
 }
 
 /// State shared by a worker's threads.
@@ -187,9 +191,16 @@ impl MemoryProbe {
 }
 
 /// The child side of a fork: never returns.
-pub fn child_main(spec: ChildSpec) -> ! {
+pub fn child_main(mut spec: ChildSpec) -> ! {
     let code = match prepare(&spec) {
-        Ok(()) => serve(spec),
+        Ok(()) => match spec.exec.take() {
+            None => serve(spec),
+            Some(Ok(mut plan)) => plan.exec(&spec.listeners),
+            Some(Err(why)) => {
+                error!("worker {}: cannot prepare worker-exec: {why}", spec.id);
+                EXIT_APP_LOAD
+            }
+        },
         Err(code) => code,
     };
     // SAFETY: ending the child without running the master's atexit state twice.
