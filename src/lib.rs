@@ -52,6 +52,7 @@ pub mod master;
 pub mod pool;
 pub mod scoreboard;
 pub mod sys;
+pub mod systemd;
 pub mod worker;
 
 use std::sync::Arc;

@@ -14,8 +14,20 @@ use nix::sys::socket::{
     SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 
-use crate::config::{ListenAddr, Listener, Protocol};
+use crate::config::{ListenAddr, Listener, Protocol, SocketOwner};
 use crate::error::Error;
+
+/// Default mode of the unix sockets molt creates: owner and group may connect, others not.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
+/// Mode and owner applied to every unix socket molt creates (never to inherited ones).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketPerms {
+    /// `chmod-socket`; `None` = [`DEFAULT_SOCKET_MODE`].
+    pub mode: Option<u32>,
+    /// `chown-socket`.
+    pub owner: Option<SocketOwner>,
+}
 
 /// A bound, listening socket.
 #[derive(Debug)]
@@ -27,8 +39,11 @@ pub struct Bound {
     /// The actual local address (with the real port when 0 was asked).
     pub local: String,
     pub protocol: Protocol,
-    /// The socket file we created, removed at exit.
-    pub unix_path: Option<PathBuf>,
+    /// The socket file we created and its (device, inode), removed at exit under
+    /// `vacuum` only if the path still is that file.
+    pub unix_path: Option<(PathBuf, (u64, u64))>,
+    /// Handed over by systemd (socket activation): never unlinked, never re-bound.
+    pub inherited: bool,
 }
 
 impl Bound {
@@ -38,11 +53,18 @@ impl Bound {
 }
 
 /// Binds every configured listener, or fails naming the first that cannot be bound.
-pub fn bind_all(listeners: &[Listener], backlog: i32) -> Result<Vec<Bound>, Error> {
-    listeners.iter().map(|l| bind_one(l, backlog)).collect()
+pub fn bind_all(
+    listeners: &[Listener],
+    backlog: i32,
+    perms: SocketPerms,
+) -> Result<Vec<Bound>, Error> {
+    listeners
+        .iter()
+        .map(|l| bind_one(l, backlog, perms))
+        .collect()
 }
 
-fn bind_one(l: &Listener, backlog: i32) -> Result<Bound, Error> {
+fn bind_one(l: &Listener, backlog: i32, perms: SocketPerms) -> Result<Bound, Error> {
     let requested = display(&l.addr);
     let wrap = |source: io::Error| Error::Bind {
         addr: requested.clone(),
@@ -57,7 +79,8 @@ fn bind_one(l: &Listener, backlog: i32) -> Result<Bound, Error> {
         }
         ListenAddr::Unix(path) => {
             let fd = bind_unix(path, backlog).map_err(wrap)?;
-            (fd, path.display().to_string(), Some(path.clone()))
+            let inode = apply_perms(path, perms).map_err(wrap)?;
+            (fd, path.display().to_string(), Some((path.clone(), inode)))
         }
     };
     Ok(Bound {
@@ -66,7 +89,52 @@ fn bind_one(l: &Listener, backlog: i32) -> Result<Bound, Error> {
         local,
         protocol: l.protocol,
         unix_path,
+        inherited: false,
     })
+}
+
+/// chown, then chmod, then verify with lstat: a socket whose mode or owner is not what
+/// was asked fails start-up instead of being silently reachable by the wrong users.
+/// Returns the socket file's (device, inode).
+fn apply_perms(path: &Path, perms: SocketPerms) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if let Some(owner) = perms.owner {
+        std::os::unix::fs::lchown(path, owner.uid, owner.gid)?;
+    }
+    let mode = perms.mode.unwrap_or(DEFAULT_SOCKET_MODE);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    let meta = std::fs::symlink_metadata(path)?;
+    let owner_ok = perms.owner.is_none_or(|o| {
+        o.uid.is_none_or(|u| u == meta.uid()) && o.gid.is_none_or(|g| g == meta.gid())
+    });
+    if meta.mode() & 0o777 != mode || !owner_ok {
+        return Err(io::Error::other(format!(
+            "socket mode/owner is {:o} {}:{} after chmod/chown, not what was configured",
+            meta.mode() & 0o777,
+            meta.uid(),
+            meta.gid()
+        )));
+    }
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Removes the unix sockets molt created (`vacuum`), only if each path still is the
+/// socket molt bound (same inode): never an inherited socket, never a successor's.
+pub fn vacuum(listeners: &[Bound]) {
+    use std::os::unix::fs::MetadataExt;
+    for l in listeners.iter().filter(|l| !l.inherited) {
+        let Some((path, (dev, ino))) = &l.unix_path else {
+            continue;
+        };
+        let same =
+            std::fs::symlink_metadata(path).is_ok_and(|m| m.dev() == *dev && m.ino() == *ino);
+        if !same {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
 }
 
 /// The address as the user would write it.
@@ -162,5 +230,82 @@ fn remove_if_stale(path: &Path) -> io::Result<()> {
         )),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
         Err(e) => Err(e),
+    }
+}
+
+/// A listening socket handed over by systemd (socket activation).
+#[derive(Debug)]
+pub struct Activated {
+    pub fd: OwnedFd,
+    /// Its name from `LISTEN_FDNAMES` (`FileDescriptorName=`), if any.
+    pub name: Option<String>,
+}
+
+/// Binds the configured listeners, using an activated socket instead wherever one has
+/// the same address. Activated sockets no listener asked for are served too, with the
+/// uwsgi protocol when named `uwsgi` (`FileDescriptorName=uwsgi`), HTTP otherwise.
+pub fn adopt_or_bind(
+    listeners: &[Listener],
+    activated: Vec<Activated>,
+    backlog: i32,
+    perms: SocketPerms,
+) -> Result<Vec<Bound>, Error> {
+    let mut spare: Vec<Option<Activated>> = activated.into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for l in listeners {
+        let found = spare
+            .iter_mut()
+            .find(|a| a.as_ref().is_some_and(|a| same_address(&a.fd, &l.addr)))
+            .and_then(Option::take);
+        out.push(match found {
+            Some(a) => inherited(a, l.protocol, display(&l.addr))?,
+            None => bind_one(l, backlog, perms)?,
+        });
+    }
+    for a in spare.into_iter().flatten() {
+        let protocol = match a.name.as_deref() {
+            Some("uwsgi") => Protocol::Uwsgi,
+            _ => Protocol::Http,
+        };
+        out.push(inherited(a, protocol, "systemd socket".to_string())?);
+    }
+    Ok(out)
+}
+
+fn inherited(a: Activated, protocol: Protocol, requested: String) -> Result<Bound, Error> {
+    let local = local_addr(&a.fd).map_err(|source| Error::Bind {
+        addr: requested.clone(),
+        source,
+    })?;
+    Ok(Bound {
+        fd: a.fd,
+        requested: format!("{requested}, from systemd"),
+        local,
+        protocol,
+        unix_path: None,
+        inherited: true,
+    })
+}
+
+/// Whether a socket is bound to the address a listener asks for.
+fn same_address(fd: &OwnedFd, want: &ListenAddr) -> bool {
+    let Ok(ss) = getsockname::<SockaddrStorage>(fd.as_raw_fd()) else {
+        return false;
+    };
+    match want {
+        ListenAddr::Tcp { host, port } => {
+            let Ok(want) = resolve(host, *port) else {
+                return false;
+            };
+            let have = ss
+                .as_sockaddr_in()
+                .map(|a| SocketAddr::from(*a))
+                .or_else(|| ss.as_sockaddr_in6().map(|a| SocketAddr::from(*a)));
+            have == Some(want)
+        }
+        ListenAddr::Unix(path) => ss
+            .as_unix_addr()
+            .and_then(|u| u.path())
+            .is_some_and(|p| p == path),
     }
 }

@@ -17,7 +17,6 @@ mod reload;
 mod sample;
 pub mod signals;
 
-use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +27,11 @@ use nix::unistd::getpid;
 
 use crate::config::{AppSpec, Config, Loaded, Protocol, RecycleOrder};
 use crate::error::Error;
-use crate::listen::{bind_all, Bound};
+use crate::listen::{self, Bound, SocketPerms};
 use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, Reason, Shutdown};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
 use crate::sys::{RealSys, SpawnRequest, Sys};
+use crate::systemd::{self, Notifier};
 use crate::worker::exec::{base_env, ExecIdentity, ExecPlan};
 use crate::worker::{AppFactory, ChildSpec, WorkerLimits, WorkerSetup};
 pub use pidfile::Pidfile;
@@ -300,6 +300,7 @@ impl Fixed {
             id: req.id,
             slot: req.slot,
             listeners: listeners.clone(),
+            protocols: protocols.clone(),
             board: board.clone(),
             notify_fd,
             close_fds: close_fds.clone(),
@@ -332,6 +333,12 @@ struct Running {
     make_app: AppMaker,
     fixed: Fixed,
     touch: reload::TouchWatch,
+    /// The service manager's notify socket (systemd `Type=notify`), if any.
+    notifier: Option<Notifier>,
+    /// READY=1 was sent for the current configuration.
+    announced: bool,
+    /// STOPPING=1 was sent.
+    stopping: bool,
     _listeners: Vec<Bound>,
     _pidfile: Option<Pidfile>,
 }
@@ -346,11 +353,22 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
         warn!("{notice}");
     }
     let cfg = loaded.config.clone();
+    let activated = systemd::take_listen_fds();
+    let notifier = Notifier::from_env();
     signals::block().map_err(|e| Error::os("blocking signals", e))?;
     let signals = Signals::install().map_err(|e| Error::os("installing signal handlers", e))?;
-    let listeners = bind_all(&cfg.listeners, cfg.listen)?;
+    let perms = SocketPerms {
+        mode: cfg.chmod_socket,
+        owner: cfg.chown_socket,
+    };
+    let listeners = listen::adopt_or_bind(&cfg.listeners, activated, cfg.listen, perms)?;
     for l in &listeners {
-        info!("listening on {} ({})", l.local, l.requested);
+        info!(
+            "listening on {} ({}, {})",
+            l.local,
+            l.requested,
+            l.protocol.name()
+        );
     }
     let board = Arc::new(Scoreboard::new().map_err(|e| Error::os("mapping the scoreboard", e))?);
     let (notify_read, notify_write) = notify_pipe()?;
@@ -386,12 +404,17 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
         make_app,
         fixed,
         touch,
+        notifier,
+        announced: false,
+        stopping: false,
         _listeners: listeners,
         _pidfile: pidfile,
     };
     signals::unblock().map_err(|e| Error::os("unblocking signals", e))?;
     let outcome = running.event_loop();
-    cleanup_unix_sockets(&running._listeners);
+    if running.loaded.config.vacuum {
+        listen::vacuum(&running._listeners);
+    }
     match outcome? {
         Outcome::Clean => {
             info!("all workers stopped; bye");
@@ -416,12 +439,36 @@ impl Running {
             if let Some(outcome) = self.master.turn() {
                 return Ok(outcome);
             }
+            self.tell_manager();
             self.wait()?;
+        }
+    }
+
+    /// sd_notify: READY=1 once the pool first has all its workers ready (again after a
+    /// reload), STOPPING=1 once a shutdown begins.
+    fn tell_manager(&mut self) {
+        let Some(n) = &self.notifier else { return };
+        let pool = &self.master.pool;
+        if pool.shutting_down().is_some() {
+            if !self.stopping {
+                n.send("STOPPING=1\nSTATUS=stopping");
+                self.stopping = true;
+            }
+            return;
+        }
+        let ready = pool.workers.iter().filter(|w| w.ready_at.is_some()).count();
+        if !self.announced && ready >= pool.target {
+            n.send(&format!("READY=1\nSTATUS={ready} worker(s) ready"));
+            self.announced = true;
         }
     }
 
     /// Re-reads the configuration; a valid one is applied, an invalid one changes nothing.
     fn reload(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.reloading();
+            self.announced = false;
+        }
         let Some(new) = reload::reread(&self.loaded) else {
             return;
         };
@@ -493,16 +540,4 @@ fn drain(fd: RawFd) {
     let mut buf = [0u8; 512];
     // SAFETY: reading into a local buffer from an fd we own.
     while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-}
-
-fn cleanup_unix_sockets(listeners: &[Bound]) {
-    for l in listeners {
-        if let Some(path) = &l.unix_path {
-            if let Err(e) = std::fs::remove_file(path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    warn!("cannot remove {}: {e}", path.display());
-                }
-            }
-        }
-    }
 }

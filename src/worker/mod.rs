@@ -12,6 +12,7 @@ pub mod http;
 pub mod io;
 mod privileges;
 pub mod runtime;
+pub mod uwsgi;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
@@ -79,6 +80,8 @@ pub struct ChildSpec {
     pub id: u32,
     pub slot: usize,
     pub listeners: Vec<RawFd>,
+    /// The front protocol of each listener, in the same order.
+    pub protocols: Vec<crate::config::Protocol>,
     pub board: Arc<Scoreboard>,
     /// Write end of the master's notify pipe (non-blocking).
     pub notify_fd: RawFd,
@@ -98,6 +101,8 @@ pub struct ChildSpec {
 /// State shared by a worker's threads.
 pub struct WorkerShared {
     pub listeners: Vec<RawFd>,
+    /// The front protocol of each listener, in the same order.
+    pub protocols: Vec<crate::config::Protocol>,
     pub app: Box<dyn App>,
     pub limits: WorkerLimits,
     /// Set once the worker stops accepting.
@@ -291,6 +296,7 @@ fn serve(spec: ChildSpec) -> i32 {
         .and_then(|_| MemoryProbe::open().ok());
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
+        protocols: spec.protocols.clone(),
         app,
         limits: spec.limits.clone(),
         draining: AtomicBool::new(false),

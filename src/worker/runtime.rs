@@ -28,8 +28,10 @@ use nix::sys::socket::{accept4, getpeername, shutdown, Shutdown, SockFlag, Socka
 use super::body::BodyReader;
 use super::http::{self, BodyFraming, HeadInfo, HttpError, Limits, MAX_HEADERS};
 use super::io::{read_nonblocking, write_all};
+use super::uwsgi;
 use super::WorkerShared;
 use crate::app::{Body, Request, Response, Version};
+use crate::config::Protocol;
 use crate::scoreboard::mono_ns;
 
 const LISTENER: u64 = 1 << 40;
@@ -55,6 +57,8 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 /// One client connection.
 struct Conn {
     fd: OwnedFd,
+    /// The front protocol of the listener it came from.
+    protocol: Protocol,
     remote: Option<SocketAddr>,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
@@ -162,7 +166,7 @@ impl<'s> Runtime<'s> {
         match token & !CONN_MASK {
             LISTENER => {
                 if !self.draining {
-                    self.accept_batch(self.shared.listeners[(token & CONN_MASK) as usize]);
+                    self.accept_batch((token & CONN_MASK) as usize);
                 }
             }
             WAKE => {
@@ -211,7 +215,14 @@ impl<'s> Runtime<'s> {
         }
     }
 
-    fn accept_batch(&mut self, listener: RawFd) {
+    fn accept_batch(&mut self, index: usize) {
+        let listener = self.shared.listeners[index];
+        let protocol = self
+            .shared
+            .protocols
+            .get(index)
+            .copied()
+            .unwrap_or(Protocol::Http);
         for _ in 0..64 {
             // A connection is served inline right after accept, so a drain can start
             // inside this loop: stop accepting at once.
@@ -219,7 +230,7 @@ impl<'s> Runtime<'s> {
                 return;
             }
             match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
-                Ok(fd) => self.add_conn(fd),
+                Ok(fd) => self.add_conn(fd, protocol),
                 Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
                 Err(Errno::EINTR) => {}
                 Err(e) => {
@@ -231,7 +242,7 @@ impl<'s> Runtime<'s> {
         }
     }
 
-    fn add_conn(&mut self, raw: RawFd) {
+    fn add_conn(&mut self, raw: RawFd, protocol: Protocol) {
         // SAFETY: accept4 returned a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let token = self.next_conn;
@@ -249,6 +260,7 @@ impl<'s> Runtime<'s> {
         let deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
         let conn = Conn {
             fd,
+            protocol,
             remote,
             rbuf: Vec::new(),
             wbuf: Vec::new(),
@@ -332,6 +344,9 @@ impl<'s> Runtime<'s> {
     /// Serves the request starting at `pos`: Ok(Some(next)) when done, Ok(None) when
     /// more bytes are needed, Err when the connection must close.
     fn serve_one(&mut self, conn: &mut Conn, pos: usize) -> Result<Option<usize>, ()> {
+        if conn.protocol == Protocol::Uwsgi {
+            return self.serve_uwsgi(conn, pos);
+        }
         let Conn {
             rbuf,
             wbuf,
@@ -402,6 +417,82 @@ impl<'s> Runtime<'s> {
             *close_after = true;
         }
         Ok(Some(next))
+    }
+
+    /// Serves one uwsgi packet (nginx `uwsgi_pass`) through the same app call,
+    /// accounting and response writer as HTTP; the connection closes afterwards.
+    fn serve_uwsgi(&mut self, conn: &mut Conn, pos: usize) -> Result<Option<usize>, ()> {
+        let Conn {
+            rbuf,
+            wbuf,
+            fd,
+            close_after,
+            served,
+            ..
+        } = conn;
+        *close_after = true;
+        let packet = match uwsgi::parse(&rbuf[pos..], self.limits.max_head) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                *close_after = false;
+                return Ok(None);
+            }
+            Err(e) => {
+                self.reject(wbuf, e);
+                return Ok(Some(rbuf.len()));
+            }
+        };
+        let framing = match packet.framing(self.limits.max_body) {
+            Ok(f) => f,
+            Err(e) => {
+                self.reject(wbuf, e);
+                return Ok(Some(rbuf.len()));
+            }
+        };
+        let body_start = pos + packet.head_len;
+        if let http::Framing::Length(n) = framing {
+            if ((rbuf.len() - body_start) as u64) < n && n <= GATHER_BODY {
+                *close_after = false;
+                return Ok(None);
+            }
+        }
+        let names = packet.headers();
+        let headers: Vec<httparse::Header<'_>> = names
+            .iter()
+            .map(|(n, v)| httparse::Header {
+                name: n,
+                value: v.as_bytes(),
+            })
+            .collect();
+        let target = packet.target();
+        let method = packet.method();
+        let raw = fd.as_raw_fd();
+        let mut body = BodyReader::new(framing, &rbuf[body_start..], raw, IO_TIMEOUT, false);
+        let mut request = Request::new(
+            method,
+            &target,
+            packet.version(),
+            &headers,
+            packet.remote(),
+            &mut body,
+        );
+        let response = self.call_app(&mut request);
+        // The response goes back as HTTP/1.0 framing: no chunking (nginx reads the
+        // uwsgi response until the connection closes).
+        let info = HeadInfo {
+            head_len: packet.head_len,
+            version: Version::Http10,
+            framing,
+            keep_alive: false,
+            expect_continue: false,
+        };
+        let written = self.write_response(wbuf, raw, &info, response, false, method == "HEAD");
+        self.account(written);
+        *served += 1;
+        if written.is_none() {
+            return Err(());
+        }
+        Ok(Some(rbuf.len()))
     }
 
     fn call_app(&self, request: &mut Request<'_>) -> Response {
