@@ -203,12 +203,36 @@ fn is_executable(p: &Path) -> bool {
 /// Every catchable signal back to its default disposition (SIGPIPE included: Rust
 /// ignores it in the master), and an empty mask: the exec'd app starts as if from a shell.
 fn reset_all_signals() {
+    /// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: plain sigaction/signal calls; invalid numbers fail harmlessly.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // The raw system call, because glibc's sigaction refuses the two real-time
+        // signals it reserves (32, 33), which an ancestor may have left ignored.
+        // SAFETY: a valid struct for the kernel; invalid numbers fail harmlessly.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
     }
     // SAFETY: an empty set, installed as the whole mask.
     unsafe {

@@ -109,6 +109,10 @@ def route(method, target, body):
     if path == "/fds":
         return " ".join(str(fd) for fd in START_FDS)
     if path == "/sigs":
+        # As recorded by probe.sh before Python started, when run through it.
+        inherited = os.environ.get("TAPP_START_SIGS")
+        if inherited:
+            return inherited.replace(",", "\n")
         return "\n".join("%s=%s" % kv for kv in sorted(START_SIGS.items()))
     if path == "/env":
         keys = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "MOLT_WORKER_ID", "MOLT_WORKER_GENERATION"]

@@ -126,6 +126,28 @@ impl Molt {
         Some(rest.split_whitespace().next()?.to_string())
     }
 
+    /// Every listener from the log: (local address, protocol name), in config order.
+    pub fn listening(&self) -> Vec<(String, String)> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.split("listening on ").nth(1))
+            .filter_map(|rest| {
+                let addr = rest.split_whitespace().next()?.to_string();
+                let proto = rest.trim_end().trim_end_matches(')').rsplit(", ").next()?;
+                Some((addr, proto.to_string()))
+            })
+            .collect()
+    }
+
+    /// The local address of the first listener speaking `protocol`.
+    pub fn addr_of(&self, protocol: &str) -> String {
+        self.listening()
+            .into_iter()
+            .find(|(_, p)| p == protocol)
+            .map(|(a, _)| a)
+            .unwrap_or_else(|| panic!("no {protocol} listener:\n{}", self.log()))
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
