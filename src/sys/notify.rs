@@ -125,7 +125,7 @@ impl ExecWorker {
     pub fn pump(&mut self, slot: &Slot, now: Nanos) {
         let mut buf = [0u8; MAX_DATAGRAM];
         while let Some((len, sender)) = self.receive(&mut buf) {
-            if !self.from_worker(sender) {
+            if !self.sent_by_worker(sender) {
                 warn!(
                     "worker pid {}: ignoring a notification from pid {sender:?}, not in its process group",
                     self.pid
@@ -176,7 +176,7 @@ impl ExecWorker {
     }
 
     /// The sender is the worker or one of its process group (the app's own children).
-    fn from_worker(&self, sender: Option<i32>) -> bool {
+    fn sent_by_worker(&self, sender: Option<i32>) -> bool {
         let Some(pid) = sender else { return false };
         if pid == self.pid {
             return true;
