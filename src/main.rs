@@ -1,24 +1,26 @@
-//! The `molt` binary: parse the configuration, run the master, map errors to exit codes.
+//! The `molt` binary: load the configuration, run the master, map errors to exit codes.
+//! Kept thin: every decision lives in the library.
 
 use std::sync::Arc;
 
-use molt::config::{self, AppSpec};
+use molt::config::{AppSpec, Config};
 use molt::worker::AppFactory;
-use molt::{demo, master, Error};
+use molt::{demo, master};
 
 fn main() {
     molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = config::parse_args(args).map_err(Error::Config).and_then(|cfg| {
-        let app = app_factory(&cfg.app);
-        master::run(&cfg, app)
-    });
-    molt::exit_with(result)
+    let loaded = molt::load_or_exit(args);
+    let app = app_factory(&loaded.config);
+    molt::exit_with(master::run(loaded, app))
 }
 
 /// The factory that builds the configured app inside each worker.
-fn app_factory(spec: &AppSpec) -> AppFactory {
-    match spec {
-        AppSpec::Demo | AppSpec::None => Arc::new(|| Ok(Box::new(demo::Demo::default()))),
+fn app_factory(cfg: &Config) -> AppFactory {
+    match &cfg.app {
+        AppSpec::Demo | AppSpec::None => Arc::new(demo::boot),
+        AppSpec::Wsgi(_) => {
+            Arc::new(|| Err("WSGI apps are not wired into this build yet".to_string()))
+        }
     }
 }

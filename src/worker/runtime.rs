@@ -47,15 +47,17 @@ const SKIP_BODY: u64 = 1024 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a half-closed idle connection lingers for the client's FIN.
 const LINGER: Duration = Duration::from_secs(2);
-/// How long a draining worker keeps an idle connection open for one last request.
+/// While draining, how long a just-accepted connection may take to send its first
+/// request (it was accepted for this worker, so only this worker can serve it).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
+/// While draining, how long a keep-alive connection that has been served stays open
+/// for one last request.
 ///
-/// An "idle" keep-alive connection is often only idle for the microseconds between a
-/// response and the client's next request, and a freshly accepted one has its first
-/// request on the way: a FIN sent at once would cross that request, which the client
+/// Such a connection is often "idle" only for the microseconds between a response and
+/// the client's next request: a FIN sent at once crosses that request, which the client
 /// then sees fail (wrk counted ~9 read errors per recycle at max-requests=100 with 16
-/// connections, and ~1% of requests at max-requests=1). Waiting this long lets such a
-/// request in, and it is answered with `Connection: close`; a connection that stays
-/// quiet is then half-closed as before.
+/// connections). Waiting this long lets the request in, and it is answered with
+/// `Connection: close`; a connection that stays quiet is then half-closed.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
 
 /// One client connection.
@@ -72,6 +74,8 @@ struct Conn {
     close_after: bool,
     /// `100 Continue` was already sent for the head at the start of `rbuf`.
     continue_sent: bool,
+    /// Requests answered on this connection.
+    served: u64,
 }
 
 /// The connections of one thread, by epoll token: a slab, so the lookup on every event
@@ -200,7 +204,10 @@ impl<'s> Runtime<'s> {
         if let Some(sfd) = signal_fd {
             epoll.add(sfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL))?;
         }
-        let limits = Limits { max_head: shared.limits.buffer_size, max_body: shared.limits.limit_post };
+        let limits = Limits {
+            max_head: shared.limits.buffer_size,
+            max_body: shared.limits.limit_post,
+        };
         Ok(Runtime {
             shared,
             thread,
@@ -263,7 +270,9 @@ impl<'s> Runtime<'s> {
     }
 
     fn on_signal(&mut self) -> Stop {
-        let Some(sfd) = self.signal_fd else { return Stop::None };
+        let Some(sfd) = self.signal_fd else {
+            return Stop::None;
+        };
         let mut stop = Stop::None;
         while let Ok(Some(info)) = sfd.read_signal() {
             match info.ssi_signo as i32 {
@@ -287,6 +296,11 @@ impl<'s> Runtime<'s> {
     /// --max-requests 100 and 16 connections that cost 30% of the throughput.
     fn accept_one(&mut self, listener: RawFd) {
         loop {
+            // A connection is served inline right after accept, so a drain can start
+            // inside this loop: stop accepting at once.
+            if self.shared.draining.load(Relaxed) {
+                return;
+            }
             match accept_with_peer(listener) {
                 Ok((fd, remote)) => return self.add_conn(fd, remote),
                 Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
@@ -302,7 +316,10 @@ impl<'s> Runtime<'s> {
 
     fn add_conn(&mut self, fd: OwnedFd, remote: Option<SocketAddr>) {
         let token = self.conns.reserve();
-        if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)) {
+        if let Err(e) = self.epoll.add(
+            fd.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token),
+        ) {
             warn!("cannot watch a new connection: {e}");
             self.conns.release(token);
             return;
@@ -317,6 +334,7 @@ impl<'s> Runtime<'s> {
             half_closed: false,
             close_after: false,
             continue_sent: false,
+            served: 0,
         };
         self.conns.restore(token, conn);
         // Data often arrives with the connection: serve it now rather than after another wait.
@@ -324,7 +342,9 @@ impl<'s> Runtime<'s> {
     }
 
     fn on_readable(&mut self, token: u64) {
-        let Some(mut conn) = self.conns.take(token) else { return };
+        let Some(mut conn) = self.conns.take(token) else {
+            return;
+        };
         let keep = self.read_and_serve(&mut conn);
         if keep {
             self.conns.restore(token, conn);
@@ -389,7 +409,16 @@ impl<'s> Runtime<'s> {
     /// Serves the request starting at `pos`: Ok(Some(next)) when done, Ok(None) when
     /// more bytes are needed, Err when the connection must close.
     fn serve_one(&mut self, conn: &mut Conn, pos: usize) -> Result<Option<usize>, ()> {
-        let Conn { rbuf, wbuf, fd, remote, close_after, continue_sent, .. } = conn;
+        let Conn {
+            rbuf,
+            wbuf,
+            fd,
+            remote,
+            close_after,
+            continue_sent,
+            served,
+            ..
+        } = conn;
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let (req, info) = match http::parse_head(&rbuf[pos..], &mut storage, self.limits) {
             Ok(Some(parsed)) => parsed,
@@ -406,7 +435,9 @@ impl<'s> Runtime<'s> {
             if (buffered as u64) < n && n <= GATHER_BODY {
                 if info.expect_continue && !*continue_sent {
                     *continue_sent = true;
-                    if write_all(fd.as_raw_fd(), b"HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT).is_err() {
+                    if write_all(fd.as_raw_fd(), b"HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT)
+                        .is_err()
+                    {
                         return Err(());
                     }
                 }
@@ -420,7 +451,14 @@ impl<'s> Runtime<'s> {
         let method = req.method.unwrap_or("GET");
         let target = req.path.unwrap_or("/");
         let keep_alive = info.keep_alive && !self.shared.draining.load(Relaxed);
-        let mut request = Request::new(method, target, info.version, req.headers, *remote, &mut body);
+        let mut request = Request::new(
+            method,
+            target,
+            info.version,
+            req.headers,
+            *remote,
+            &mut body,
+        );
         let response = self.call_app(&mut request);
         let body_ok = body.skip_rest(SKIP_BODY) && body.failed.is_none();
         let keep_alive = keep_alive && body_ok && !wants_close(&response);
@@ -436,6 +474,7 @@ impl<'s> Runtime<'s> {
         if written.is_none() {
             return Err(());
         }
+        *served += 1;
         if !keep_alive {
             *close_after = true;
         }
@@ -449,7 +488,11 @@ impl<'s> Runtime<'s> {
         let app = &self.shared.app;
         let res = catch_unwind(AssertUnwindSafe(|| app.call(request)));
         res.unwrap_or_else(|_| {
-            error!("app panicked on {} {}; answering 500", request.method(), request.target());
+            error!(
+                "app panicked on {} {}; answering 500",
+                request.method(),
+                request.target()
+            );
             Response::text(500, &b"Internal Server Error\n"[..])
         })
     }
@@ -464,30 +507,66 @@ impl<'s> Runtime<'s> {
         keep_alive: bool,
         is_head: bool,
     ) -> Option<(u16, u64)> {
-        let Response { status, headers, body } = response;
+        let Response {
+            status,
+            headers,
+            body,
+        } = response;
         let app_headers = headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
         let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
         let start = wbuf.len();
         match body {
             Body::Empty => {
-                http::write_head(wbuf, info.version, status, app_headers, BodyFraming::Length(0), keep_alive, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    BodyFraming::Length(0),
+                    keep_alive,
+                    self.date.get(),
+                );
             }
             Body::Bytes(bytes) => {
                 let framing = BodyFraming::Length(bytes.len() as u64);
-                http::write_head(wbuf, info.version, status, app_headers, framing, keep_alive, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    framing,
+                    keep_alive,
+                    self.date.get(),
+                );
                 if !no_body {
                     wbuf.extend_from_slice(&bytes);
                 }
             }
             Body::Stream(chunks) => {
                 let chunked = info.version == Version::Http11;
-                let framing = if chunked { BodyFraming::Chunked } else { BodyFraming::Close };
+                let framing = if chunked {
+                    BodyFraming::Chunked
+                } else {
+                    BodyFraming::Close
+                };
                 let keep = keep_alive && chunked;
-                http::write_head(wbuf, info.version, status, app_headers, framing, keep, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    framing,
+                    keep,
+                    self.date.get(),
+                );
                 let head_len = (wbuf.len() - start) as u64;
                 write_all(fd, wbuf, IO_TIMEOUT).ok()?;
                 wbuf.clear();
-                let sent = if no_body { 0 } else { stream_body(fd, chunks, chunked).ok()? };
+                let sent = if no_body {
+                    0
+                } else {
+                    stream_body(fd, chunks, chunked).ok()?
+                };
                 return Some((status, head_len + sent));
             }
         }
@@ -498,7 +577,15 @@ impl<'s> Runtime<'s> {
         debug!("rejecting request: {}", e.reason());
         let body = format!("{}\n", e.reason());
         let status = e.status();
-        http::write_head(wbuf, Version::Http11, status, std::iter::empty(), BodyFraming::Length(body.len() as u64), false, self.date.get());
+        http::write_head(
+            wbuf,
+            Version::Http11,
+            status,
+            std::iter::empty(),
+            BodyFraming::Length(body.len() as u64),
+            false,
+            self.date.get(),
+        );
         wbuf.extend_from_slice(body.as_bytes());
     }
 
@@ -509,7 +596,8 @@ impl<'s> Runtime<'s> {
         let core = &slot.cores[self.thread];
         let started = core.busy_since_ns.swap(0, Relaxed);
         self.now = mono_ns();
-        slot.busy_us.fetch_add(self.now.saturating_sub(started) / 1000, Relaxed);
+        slot.busy_us
+            .fetch_add(self.now.saturating_sub(started) / 1000, Relaxed);
         if let Some((status, bytes)) = written {
             slot.tx_bytes.fetch_add(bytes, Relaxed);
             if status >= 500 {
@@ -525,12 +613,19 @@ impl<'s> Runtime<'s> {
         for l in &self.shared.listeners {
             let _ = self.epoll.delete(borrow(*l));
         }
-        let grace = self.now + DRAIN_IDLE_GRACE.as_nanos() as u64;
+        let now = self.now;
         for conn in self.conns.iter_mut() {
-            if conn.rbuf.is_empty() && !conn.half_closed {
-                // Not a FIN yet: see DRAIN_IDLE_GRACE. `sweep` half-closes it after.
-                conn.deadline = conn.deadline.min(grace);
+            if !conn.rbuf.is_empty() || conn.half_closed {
+                continue;
             }
+            // Not a FIN yet: the next request may be on the way; `sweep` half-closes
+            // the connection when its grace runs out.
+            let grace = if conn.served == 0 {
+                FIRST_REQUEST_GRACE
+            } else {
+                DRAIN_IDLE_GRACE
+            };
+            conn.deadline = conn.deadline.min(now + grace.as_nanos() as u64);
         }
     }
 
@@ -539,7 +634,9 @@ impl<'s> Runtime<'s> {
     fn sweep(&mut self, now: u64) {
         let expired = self.conns.expired(now);
         for token in expired {
-            let Some(mut conn) = self.conns.take(token) else { continue };
+            let Some(mut conn) = self.conns.take(token) else {
+                continue;
+            };
             if self.draining && conn.rbuf.is_empty() && !conn.half_closed {
                 half_close(&mut conn, now);
                 self.conns.restore(token, conn);
@@ -568,7 +665,9 @@ fn half_close(conn: &mut Conn, now: u64) {
 }
 
 fn wants_close(r: &Response) -> bool {
-    r.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+    r.headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
 }
 
 fn stream_body(
@@ -623,14 +722,23 @@ fn accept_with_peer(listener: RawFd) -> Result<(OwnedFd, Option<SocketAddr>), Er
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: addr and len are valid for writes of the sizes given.
-    let raw = unsafe { libc::accept4(listener, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len, flags) };
+    let raw = unsafe {
+        libc::accept4(
+            listener,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            flags,
+        )
+    };
     if raw < 0 {
         return Err(Errno::last());
     }
     // SAFETY: accept4 returned a fresh fd that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: the kernel filled `len` bytes of addr (a unix peer yields no address).
-    let peer = unsafe { SockaddrStorage::from_raw((&addr as *const libc::sockaddr_storage).cast(), Some(len)) };
+    let peer = unsafe {
+        SockaddrStorage::from_raw((&addr as *const libc::sockaddr_storage).cast(), Some(len))
+    };
     Ok((fd, peer.and_then(|s| to_socket_addr(&s))))
 }
 
@@ -650,7 +758,9 @@ struct DateCache {
 
 impl DateCache {
     fn refresh(&mut self) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if now != self.secs || self.text.is_empty() {
             self.secs = now;
             self.text = http::http_date(now);
@@ -661,4 +771,3 @@ impl DateCache {
         self.text.as_bytes()
     }
 }
-
