@@ -218,6 +218,11 @@ errsum() {
     for r in $(seq "$ROUNDS"); do sum=$((sum + ERR[$s,$r])); done
     echo "$sum"
 }
+ratios() { # a b -> per-round ratios "x / y" (adjacent rounds see the same machine load)
+    local r out=""
+    for r in $(seq "$ROUNDS"); do out+="${out:+ / }$(ratio "${RPS[$1,$r]}" "${RPS[$2,$r]}")"; done
+    echo "$out"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v >= t ? "ok" : "MISSED")}'; }
 
@@ -235,9 +240,9 @@ load: keep-alive = wrk -t2 -c16; sequential = wrk -t1 -c1 -H 'Connection: close'
 figure                                   rounds (req/s)          mean      target     result
 nginx, keep-alive                        $(printf '%-22s %8s' "$(rounds nginx)" "$(mean nginx)")
 molt, keep-alive                         $(printf '%-22s %8s' "$(rounds molt)" "$(mean molt)")
-molt / nginx                             $(printf '%-22s %8s   %-10s %s' "" "$R_NGINX" ">= 0.80" "$(verdict "$R_NGINX" 0.8)")
+molt / nginx                             $(printf '%-22s %8s   %-10s %s' "$(ratios molt nginx)" "$R_NGINX" ">= 0.80" "$(verdict "$R_NGINX" 0.8)")
 molt --max-requests 100, keep-alive      $(printf '%-22s %8s' "$(rounds mr100)" "$(mean mr100)")
-  ratio to plain molt                    $(printf '%-22s %8s   %-10s %s' "" "$R_MR100" ">= 0.90" "$(verdict "$R_MR100" 0.9)")
+  ratio to plain molt                    $(printf '%-22s %8s   %-10s %s' "$(ratios mr100 molt)" "$R_MR100" ">= 0.90" "$(verdict "$R_MR100" 0.9)")
   errors (socket + non-2xx)              $(printf '%-22s %8s   %-10s %s' "" "$E_MR100" "0" "$(zero "$E_MR100")")
   workers recycled                       $(printf '%-22s %8s' "" "$RECYCLES_MR100")
 molt --max-requests 1, sequential        $(printf '%-22s %8s   %-10s %s' "$(rounds mr1)" "$(mean mr1)" ">= 2000" "$(verdict "$(mean mr1)" 2000)")
