@@ -113,6 +113,11 @@ impl WorkerShared {
         self.board.slot(self.slot)
     }
 
+    /// The most connections this worker should hold (0 = no limit), from the master.
+    pub fn accept_limit(&self) -> u32 {
+        self.board.control().accept_limit.load(Relaxed)
+    }
+
     /// Stops accepting on every thread (idempotent).
     pub fn request_drain(&self) {
         if self.draining.swap(true, Relaxed) {

@@ -181,6 +181,8 @@ pub struct Runtime<'s> {
     /// more precision than that, and it saves a clock read per deadline.
     now: u64,
     draining: bool,
+    /// The listeners are in this thread's epoll (see `balance_accepts`).
+    accepting: bool,
     date: DateCache,
     limits: Limits,
     /// The signalfd, on the main thread only.
@@ -216,6 +218,7 @@ impl<'s> Runtime<'s> {
             conns: Conns::default(),
             now: mono_ns(),
             draining: false,
+            accepting: true,
             date: DateCache::default(),
             limits,
             signal_fd,
@@ -242,6 +245,7 @@ impl<'s> Runtime<'s> {
             if !self.draining && self.shared.draining.load(Relaxed) {
                 self.begin_drain();
             }
+            self.balance_accepts();
             let now = self.now;
             if now - last_sweep > 250_000_000 {
                 self.sweep(now);
@@ -356,6 +360,7 @@ impl<'s> Runtime<'s> {
             served: 0,
         };
         self.conns.restore(token, conn);
+        self.shared.slot().open_conns.fetch_add(1, Relaxed);
         // Data often arrives with the connection: serve it now rather than after another wait.
         self.on_readable(token);
     }
@@ -627,10 +632,44 @@ impl<'s> Runtime<'s> {
         shared.after_request(served);
     }
 
+    /// Stops accepting while this worker holds its share of the pool's connections (the
+    /// limit the master publishes), and starts again below it: otherwise the worker that
+    /// happens to be idle takes every client that reconnects at once after a recycle.
+    fn balance_accepts(&mut self) {
+        if self.draining {
+            return;
+        }
+        let limit = self.shared.accept_limit();
+        let held = self.shared.slot().open_conns.load(Relaxed);
+        let want = limit == 0 || held < limit;
+        if want == self.accepting {
+            return;
+        }
+        self.accepting = want;
+        for (i, l) in self.shared.listeners.iter().enumerate() {
+            let res = if want {
+                let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+                self.epoll
+                    .add(borrow(*l), EpollEvent::new(flags, LISTENER | i as u64))
+            } else {
+                self.epoll.delete(borrow(*l))
+            };
+            if let Err(e) = res {
+                warn!(
+                    "cannot {} listener {i}: {e}",
+                    if want { "watch" } else { "unwatch" }
+                );
+            }
+        }
+    }
+
     fn begin_drain(&mut self) {
         self.draining = true;
-        for l in &self.shared.listeners {
-            let _ = self.epoll.delete(borrow(*l));
+        if self.accepting {
+            for l in &self.shared.listeners {
+                let _ = self.epoll.delete(borrow(*l));
+            }
+            self.accepting = false;
         }
         let now = self.now;
         for conn in self.conns.iter_mut() {
@@ -671,6 +710,7 @@ impl<'s> Runtime<'s> {
 
     fn close(&mut self, conn: Conn) {
         let _ = self.epoll.delete(conn.fd.as_fd());
+        self.shared.slot().open_conns.fetch_sub(1, Relaxed);
         drop(conn);
     }
 }
