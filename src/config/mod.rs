@@ -40,8 +40,25 @@ pub struct Listener {
 pub enum AppSpec {
     /// The built-in demo app (`--demo`).
     Demo,
+    /// A Python WSGI app served through a Python child of each worker (`module`, `wsgi-file`).
+    Wsgi(WsgiSpec),
     /// No application configured: a configuration error at validation time.
     None,
+}
+
+/// Where a WSGI app comes from and which interpreter runs it (uWSGI's option names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsgiSpec {
+    /// `module`: `pkg.mod` or `pkg.mod:callable` (the part after `:` wins over `callable`).
+    pub module: Option<String>,
+    /// `wsgi-file` (alias `file`): a Python file that defines the callable.
+    pub wsgi_file: Option<PathBuf>,
+    /// `callable`: the name of the WSGI callable in the module or file (default `application`).
+    pub callable: String,
+    /// `home` (aliases `virtualenv`, `venv`, `pyhome`): the interpreter is `home/bin/python`.
+    pub home: Option<PathBuf>,
+    /// `pythonpath` (repeatable): directories put in front of `sys.path`.
+    pub pythonpath: Vec<PathBuf>,
 }
 
 /// In which order a recycle brings up the replacement and retires the old worker.
@@ -109,6 +126,10 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// Seed for the max-requests jitter (`jitter-seed`); `None` = random per start.
     pub jitter_seed: Option<u64>,
+    /// Working directory of each worker (and its app child) before the app loads (`chdir`).
+    pub chdir: Option<PathBuf>,
+    /// Environment variables set in each worker before the app loads (`env KEY=VALUE`, repeatable).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -140,6 +161,8 @@ impl Default for Config {
             memory_sample_interval: Duration::from_secs(1),
             pidfile: None,
             jitter_seed: None,
+            chdir: None,
+            env: Vec::new(),
         }
     }
 }

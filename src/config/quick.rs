@@ -1,6 +1,6 @@
 //! A stopgap command-line reader for the core options, until the settings table lands.
 
-use super::{AppSpec, Config, ListenAddr, Listener, Protocol, RecycleOrder};
+use super::{AppSpec, Config, ListenAddr, Listener, Protocol, RecycleOrder, WsgiSpec};
 use crate::error::{ConfigError, Origin};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,9 +79,41 @@ fn apply(cfg: &mut Config, name: &str, v: &str) -> Result<(), String> {
         "memory-sample-interval" => cfg.memory_sample_interval = Duration::from_millis(num(v)?),
         "pidfile" => cfg.pidfile = Some(PathBuf::from(v)),
         "jitter-seed" => cfg.jitter_seed = Some(num(v)?),
+        "chdir" => cfg.chdir = Some(PathBuf::from(v)),
+        "env" => cfg.env.push(parse_env(v)?),
+        "module" => wsgi(cfg).module = Some(v.to_string()),
+        "wsgi-file" | "file" => wsgi(cfg).wsgi_file = Some(PathBuf::from(v)),
+        "callable" => wsgi(cfg).callable = v.to_string(),
+        "home" | "virtualenv" | "venv" | "pyhome" => wsgi(cfg).home = Some(PathBuf::from(v)),
+        "pythonpath" => wsgi(cfg).pythonpath.push(PathBuf::from(v)),
         _ => return Err("unknown option".into()),
     }
     Ok(())
+}
+
+/// The WSGI part of the config, created on first use (any Python option selects WSGI).
+fn wsgi(cfg: &mut Config) -> &mut WsgiSpec {
+    if !matches!(cfg.app, AppSpec::Wsgi(_)) {
+        cfg.app = AppSpec::Wsgi(WsgiSpec {
+            module: None,
+            wsgi_file: None,
+            callable: "application".into(),
+            home: None,
+            pythonpath: Vec::new(),
+        });
+    }
+    match &mut cfg.app {
+        AppSpec::Wsgi(spec) => spec,
+        _ => unreachable!("set just above"),
+    }
+}
+
+/// Parses `KEY=VALUE` (the value may be empty or contain `=`).
+fn parse_env(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, val)) if !k.is_empty() => Ok((k.to_string(), val.to_string())),
+        _ => Err(format!("'{v}' is not KEY=VALUE")),
+    }
 }
 
 fn num(v: &str) -> Result<u64, String> {
@@ -107,8 +139,15 @@ fn validate(cfg: &Config, errors: &mut Vec<ConfigError>) {
     if cfg.listeners.is_empty() {
         errors.push(err("http-socket", "no listener: add --http-socket HOST:PORT".into()));
     }
-    if cfg.app == AppSpec::None {
-        errors.push(err("demo", "no application: add --demo".into()));
+    match &cfg.app {
+        AppSpec::None => errors.push(err("module", "no application: add --module, --wsgi-file or --demo".into())),
+        AppSpec::Wsgi(w) if w.module.is_none() && w.wsgi_file.is_none() => {
+            errors.push(err("module", "no WSGI app: add --module pkg.mod[:callable] or --wsgi-file PATH".into()))
+        }
+        AppSpec::Wsgi(w) if w.module.is_some() && w.wsgi_file.is_some() => {
+            errors.push(err("module", "--module and --wsgi-file both given: choose one".into()))
+        }
+        _ => {}
     }
     if cfg.processes == 0 {
         errors.push(err("processes", "must be at least 1".into()));
