@@ -58,7 +58,14 @@ impl<'a> Request<'a> {
         remote: Option<SocketAddr>,
         body: &'a mut dyn Read,
     ) -> Self {
-        Request { method, target, version, headers, remote, body }
+        Request {
+            method,
+            target,
+            version,
+            headers,
+            remote,
+            body,
+        }
     }
 
     /// The method, e.g. `GET`.
@@ -96,7 +103,10 @@ impl<'a> Request<'a> {
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     /// Every header in the order received.
@@ -147,7 +157,11 @@ pub struct Response {
 
 impl Response {
     /// A response with a body known in full.
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Cow<'static, [u8]>>) -> Self {
+    pub fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Self {
         Response {
             status,
             headers: vec![(Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type))],
@@ -161,7 +175,11 @@ impl Response {
     }
 
     /// Adds a header.
-    pub fn with_header(mut self, name: impl Into<HeaderText>, value: impl Into<HeaderText>) -> Self {
+    pub fn with_header(
+        mut self,
+        name: impl Into<HeaderText>,
+        value: impl Into<HeaderText>,
+    ) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }

@@ -6,6 +6,10 @@
 //! - `GET /sleep?ms=N` -> answers after N ms
 //! - `GET /crash` -> the worker aborts
 //! - `POST /echo` -> the request body back
+//!
+//! `MOLT_DEMO_BOOT` makes each worker's boot misbehave, to try recycling rules on a
+//! slow or broken app: `delay:MS` (boot takes MS ms), `fail` (the app cannot load),
+//! `exit:N` (the worker exits with status N while booting).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,6 +18,23 @@ use crate::app::{App, Request, Response};
 
 /// Most KiB one `/leak` request may keep (a guard against typos, 1 GiB).
 const MAX_LEAK_KB: usize = 1024 * 1024;
+
+/// Builds the demo app in a worker, honouring `MOLT_DEMO_BOOT`.
+pub fn boot() -> Result<Box<dyn App>, String> {
+    let knob = std::env::var("MOLT_DEMO_BOOT").unwrap_or_default();
+    match knob.split_once(':').unwrap_or((knob.as_str(), "")) {
+        ("", _) => {}
+        ("delay", ms) => std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0))),
+        ("fail", _) => return Err("MOLT_DEMO_BOOT=fail: the demo app refuses to load".into()),
+        ("exit", code) => std::process::exit(code.parse().unwrap_or(1)),
+        (other, _) => {
+            return Err(format!(
+                "MOLT_DEMO_BOOT: unknown knob '{other}' (use delay:MS, fail or exit:N)"
+            ))
+        }
+    }
+    Ok(Box::new(Demo::default()))
+}
 
 /// The demo application.
 #[derive(Default)]
@@ -38,19 +59,26 @@ impl App for Demo {
 
 impl Demo {
     fn leak(&self, req: &Request<'_>) -> Response {
-        let Some(kb) = number(req, "kb") else { return bad("kb must be a whole number") };
+        let Some(kb) = number(req, "kb") else {
+            return bad("kb must be a whole number");
+        };
         let kb = (kb as usize).min(MAX_LEAK_KB);
         // Touch every page so the memory is resident, as a real leak would be.
         let block = vec![0xA5u8; kb * 1024];
         let mut kept = self.leaked.lock().unwrap_or_else(|p| p.into_inner());
         kept.push(block);
         let total: usize = kept.iter().map(Vec::len).sum();
-        Response::text(200, format!("leaked {kb} KiB, {} KiB in total\n", total / 1024).into_bytes())
+        Response::text(
+            200,
+            format!("leaked {kb} KiB, {} KiB in total\n", total / 1024).into_bytes(),
+        )
     }
 }
 
 fn sleep(req: &Request<'_>) -> Response {
-    let Some(ms) = number(req, "ms") else { return bad("ms must be a whole number") };
+    let Some(ms) = number(req, "ms") else {
+        return bad("ms must be a whole number");
+    };
     std::thread::sleep(Duration::from_millis(ms));
     Response::text(200, format!("slept {ms} ms\n").into_bytes())
 }

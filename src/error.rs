@@ -43,7 +43,11 @@ impl fmt::Display for ConfigError {
         if self.option.is_empty() {
             write!(f, "{}: {}", self.origin, self.message)
         } else {
-            write!(f, "{}: option '{}': {}", self.origin, self.option, self.message)
+            write!(
+                f,
+                "{}: option '{}': {}",
+                self.origin, self.option, self.message
+            )
         }
     }
 }
@@ -60,7 +64,10 @@ pub enum Error {
     /// No worker could start: the app fails at boot (exit 3).
     BootFailure { reason: String },
     /// An operating-system call the master depends on failed (exit 1).
-    Os { what: &'static str, source: io::Error },
+    Os {
+        what: &'static str,
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -75,7 +82,10 @@ impl Error {
 
     /// Wraps an OS error with the name of the operation that failed.
     pub fn os(what: &'static str, source: impl Into<io::Error>) -> Self {
-        Error::Os { what, source: source.into() }
+        Error::Os {
+            what,
+            source: source.into(),
+        }
     }
 }
 

@@ -64,7 +64,9 @@ pub use error::Error;
 /// Initialises logging to stderr: `RUST_LOG` decides, `info` by default.
 pub fn init_logging() {
     let env = env_logger::Env::default().default_filter_or("info");
-    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
 }
 
 /// Runs molt with the process's command line, serving the app that `factory` builds in
@@ -75,10 +77,23 @@ where
 {
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = config::parse_args(args)
-        .map_err(Error::Config)
-        .and_then(|cfg| master::run(&cfg, Arc::new(factory)));
-    exit_with(result)
+    let loaded = load_or_exit(args);
+    exit_with(master::run(loaded, Arc::new(factory)))
+}
+
+/// Loads the configuration from the command line, or prints what `--help`,
+/// `--version`, `--check-config`, `--print-config` or the errors call for and exits.
+pub fn load_or_exit(args: Vec<String>) -> config::Loaded {
+    match config::cli_main(args) {
+        Ok(loaded) => loaded,
+        Err(exit) => {
+            use std::io::Write;
+            print!("{}", exit.stdout);
+            eprint!("{}", exit.stderr);
+            let _ = std::io::stdout().flush();
+            std::process::exit(exit.code)
+        }
+    }
 }
 
 /// Maps a result to the process exit code, printing the error (the one place that does).

@@ -10,8 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{
-    bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-    SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
+    bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage, UnixAddr,
 };
 
 use crate::config::{ListenAddr, Listener, Protocol};
@@ -44,7 +44,10 @@ pub fn bind_all(listeners: &[Listener], backlog: i32) -> Result<Vec<Bound>, Erro
 
 fn bind_one(l: &Listener, backlog: i32) -> Result<Bound, Error> {
     let requested = display(&l.addr);
-    let wrap = |source: io::Error| Error::Bind { addr: requested.clone(), source };
+    let wrap = |source: io::Error| Error::Bind {
+        addr: requested.clone(),
+        source,
+    };
     let (fd, local, unix_path) = match &l.addr {
         ListenAddr::Tcp { host, port } => {
             let addr = resolve(host, *port).map_err(wrap)?;
@@ -57,7 +60,13 @@ fn bind_one(l: &Listener, backlog: i32) -> Result<Bound, Error> {
             (fd, path.display().to_string(), Some(path.clone()))
         }
     };
-    Ok(Bound { fd, requested, local, protocol: l.protocol, unix_path })
+    Ok(Bound {
+        fd,
+        requested,
+        local,
+        protocol: l.protocol,
+        unix_path,
+    })
 }
 
 /// The address as the user would write it.
@@ -70,15 +79,26 @@ pub fn display(a: &ListenAddr) -> String {
 
 fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("'{host}' resolves to no address")))
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("'{host}' resolves to no address"),
+        )
+    })
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     match addr {
         SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a))?,
@@ -107,7 +127,12 @@ fn local_addr(fd: &OwnedFd) -> io::Result<String> {
 /// answers on; a live socket or any other file is an error (never stolen).
 fn bind_unix(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     remove_if_stale(path)?;
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
     let addr = UnixAddr::new(path)?;
     // Bind under a umask that keeps the socket from being world-writable (0660).
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
@@ -125,10 +150,16 @@ fn remove_if_stale(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     if !meta.file_type().is_socket() {
-        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "path exists and is not a socket; not removing it"));
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "path exists and is not a socket; not removing it",
+        ));
     }
     match UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(io::ErrorKind::AddrInUse, "another process is listening on this socket")),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another process is listening on this socket",
+        )),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
         Err(e) => Err(e),
     }

@@ -2,28 +2,30 @@
 
 use std::sync::Arc;
 
-use molt::config::{self, AppSpec, Config, ListenAddr};
+use molt::config::{AppSpec, Config, ListenAddr};
 use molt::worker::settings::with_process_settings;
 use molt::worker::AppFactory;
 use molt::wsgi::{self, ServerDefaults, WsgiOptions};
-use molt::{demo, master, Error};
+use molt::{demo, master};
 
 fn main() {
     molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = config::parse_args(args).map_err(Error::Config).and_then(|cfg| {
-        let app = app_factory(&cfg);
-        master::run(&cfg, app)
-    });
-    molt::exit_with(result)
+    let loaded = molt::load_or_exit(args);
+    let app = app_factory(&loaded.config);
+    molt::exit_with(master::run(loaded, app))
 }
 
 /// The factory that builds the configured app inside each worker, after `chdir`/`env`.
 fn app_factory(cfg: &Config) -> AppFactory {
     let app: AppFactory = match &cfg.app {
-        AppSpec::Demo | AppSpec::None => Arc::new(|| Ok(Box::new(demo::Demo::default()))),
+        AppSpec::Demo | AppSpec::None => Arc::new(demo::boot),
         AppSpec::Wsgi(spec) => {
-            let opts = WsgiOptions { threads: cfg.threads, processes: cfg.processes, defaults: server_defaults(cfg) };
+            let opts = WsgiOptions {
+                threads: cfg.threads,
+                processes: cfg.processes,
+                defaults: server_defaults(cfg),
+            };
             wsgi::factory(spec.clone(), opts)
         }
     };
@@ -34,9 +36,19 @@ fn app_factory(cfg: &Config) -> AppFactory {
 fn server_defaults(cfg: &Config) -> ServerDefaults {
     match cfg.listeners.first().map(|l| &l.addr) {
         Some(ListenAddr::Tcp { host, port }) => {
-            let name = if host.is_empty() { "0.0.0.0".to_string() } else { host.clone() };
-            ServerDefaults { name, port: port.to_string() }
+            let name = if host.is_empty() {
+                "0.0.0.0".to_string()
+            } else {
+                host.clone()
+            };
+            ServerDefaults {
+                name,
+                port: port.to_string(),
+            }
         }
-        _ => ServerDefaults { name: "localhost".into(), port: "80".into() },
+        _ => ServerDefaults {
+            name: "localhost".into(),
+            port: "80".into(),
+        },
     }
 }

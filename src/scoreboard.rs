@@ -96,9 +96,17 @@ impl Scoreboard {
         let size = NonZeroUsize::new(len).ok_or(nix::Error::EINVAL)?;
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid Slot (all atomics).
         let ptr = unsafe {
-            mmap_anonymous(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)?
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )?
         };
-        Ok(Scoreboard { base: ptr.cast(), len })
+        Ok(Scoreboard {
+            base: ptr.cast(),
+            len,
+        })
     }
 
     /// The slot at `index` (`index < MAX_SLOTS`).
@@ -177,14 +185,20 @@ impl Slot {
 
     /// How many threads are inside a request.
     pub fn busy_threads(&self, threads: usize) -> usize {
-        self.cores[..threads.min(MAX_THREADS)].iter().filter(|c| c.busy_since_ns.load(Relaxed) != 0).count()
+        self.cores[..threads.min(MAX_THREADS)]
+            .iter()
+            .filter(|c| c.busy_since_ns.load(Relaxed) != 0)
+            .count()
     }
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: one clock for every process on the
 /// host, so master and workers compare their stamps directly; a vDSO call, not a syscall).
 pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

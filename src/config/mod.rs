@@ -5,12 +5,23 @@
 //! validated and converted to molt's internal units; nothing downstream parses strings.
 //! Field names follow uWSGI's option names with `-` turned into `_`.
 
-mod quick;
+mod cli;
+mod collect;
+mod expand;
+mod ini;
+mod load;
+mod print;
+mod suggest;
+pub mod table;
+mod toml_file;
+pub mod units;
+mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use quick::parse_args;
+pub use load::{cli_main, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources};
+pub use print::{help_text, options_markdown, print_config};
 
 /// One listening address as written by the user (`HOST:PORT`, `:PORT` or a unix path).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,25 +51,45 @@ pub struct Listener {
 pub enum AppSpec {
     /// The built-in demo app (`--demo`).
     Demo,
-    /// A Python WSGI app served through a Python child of each worker (`module`, `wsgi-file`).
+    /// A Python WSGI app (`module` or `wsgi-file`, with `callable`, `home`, `pythonpath`).
     Wsgi(WsgiSpec),
     /// No application configured: a configuration error at validation time.
     None,
 }
 
-/// Where a WSGI app comes from and which interpreter runs it (uWSGI's option names).
+/// Where the Python WSGI app is and how to import it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsgiSpec {
-    /// `module`: `pkg.mod` or `pkg.mod:callable` (the part after `:` wins over `callable`).
+    /// Dotted module path (`pkg.wsgi`), without the `:callable` part; `None` with `wsgi_file`.
     pub module: Option<String>,
-    /// `wsgi-file` (alias `file`): a Python file that defines the callable.
+    /// A Python file to load as the app module (`wsgi-file`, alias `file`); `None` with `module`.
     pub wsgi_file: Option<PathBuf>,
-    /// `callable`: the name of the WSGI callable in the module or file (default `application`).
+    /// The WSGI callable's name in the module (`callable`, or `module = pkg:callable`).
     pub callable: String,
-    /// `home` (aliases `virtualenv`, `venv`, `pyhome`): the interpreter is `home/bin/python`.
+    /// The virtualenv / Python prefix (`home`, aliases `virtualenv`, `venv`, `pyhome`).
     pub home: Option<PathBuf>,
-    /// `pythonpath` (repeatable): directories put in front of `sys.path`.
+    /// Extra entries for `sys.path`, in order (`pythonpath`, repeatable).
     pub pythonpath: Vec<PathBuf>,
+}
+
+/// A user to run workers as, resolved at validation time so a typo fails before binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId {
+    /// The numeric uid.
+    pub id: u32,
+    /// The user name (from the config or looked up), needed for `initgroups`.
+    pub name: Option<String>,
+    /// The user's primary group from the passwd entry, if the user exists there.
+    pub primary_gid: Option<u32>,
+}
+
+/// A group to run workers as, resolved at validation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupId {
+    /// The numeric gid.
+    pub id: u32,
+    /// The group name, if known.
+    pub name: Option<String>,
 }
 
 /// In which order a recycle brings up the replacement and retires the old worker.
@@ -126,10 +157,28 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// Seed for the max-requests jitter (`jitter-seed`); `None` = random per start.
     pub jitter_seed: Option<u64>,
-    /// Working directory of each worker (and its app child) before the app loads (`chdir`).
+    /// Directory the workers (and the app) run in (`chdir`); `None` = molt's own cwd.
     pub chdir: Option<PathBuf>,
-    /// Environment variables set in each worker before the app loads (`env KEY=VALUE`, repeatable).
+    /// Extra environment for the workers, in order (`env = KEY=VALUE`, repeatable).
     pub env: Vec<(String, String)>,
+    /// Unknown and not-yet-supported options are errors instead of warnings (`strict`).
+    pub strict: bool,
+    /// Remove the pidfile and unix sockets molt created when it exits (`vacuum`).
+    pub vacuum: bool,
+    /// SIGTERM shuts molt down gracefully instead of reloading (`die-on-term`).
+    pub die_on_term: bool,
+    /// Append logs to this file instead of stderr; reopened on SIGUSR2 (`logto`).
+    pub logto: Option<PathBuf>,
+    /// No per-request log lines; errors and lifecycle events are still logged (`disable-logging`).
+    pub disable_logging: bool,
+    /// Drop workers to this user (`uid`): setgroups/initgroups, setgid, setuid, then verify.
+    pub uid: Option<UserId>,
+    /// Drop workers to this group (`gid`).
+    pub gid: Option<GroupId>,
+    /// Reload the configuration (as SIGHUP) when any of these files' mtime changes (`touch-reload`).
+    pub touch_reload: Vec<PathBuf>,
+    /// Log each worker's memory in its request log lines (`memory-report`).
+    pub memory_report: bool,
 }
 
 impl Default for Config {
@@ -163,6 +212,15 @@ impl Default for Config {
             jitter_seed: None,
             chdir: None,
             env: Vec::new(),
+            strict: false,
+            vacuum: false,
+            die_on_term: false,
+            logto: None,
+            disable_logging: false,
+            uid: None,
+            gid: None,
+            touch_reload: Vec::new(),
+            memory_report: false,
         }
     }
 }

@@ -71,8 +71,21 @@ pub struct Master<S: Sys> {
 }
 
 impl<S: Sys> Master<S> {
-    pub fn new(sys: S, pool: Pool, board: Arc<Scoreboard>, threads: usize, sample_every: Duration) -> Self {
-        Master { sys, pool, board, threads, sample_every: pool::nanos(sample_every), last_sample: 0 }
+    pub fn new(
+        sys: S,
+        pool: Pool,
+        board: Arc<Scoreboard>,
+        threads: usize,
+        sample_every: Duration,
+    ) -> Self {
+        Master {
+            sys,
+            pool,
+            board,
+            threads,
+            sample_every: pool::nanos(sample_every),
+            last_sample: 0,
+        }
     }
 
     /// Applies signals, in priority order: shutdown beats reload beats respawn; once a
@@ -100,7 +113,10 @@ impl<S: Sys> Master<S> {
         }
         let target = (self.pool.target + p.ttin).saturating_sub(p.ttou).max(1);
         if target != self.pool.target {
-            info!("SIGTTIN/SIGTTOU: {} -> {} workers", self.pool.target, target);
+            info!(
+                "SIGTTIN/SIGTTOU: {} -> {} workers",
+                self.pool.target, target
+            );
             self.pool.set_target(target);
         }
     }
@@ -128,14 +144,27 @@ impl<S: Sys> Master<S> {
         if memory_due {
             self.last_sample = now;
         }
-        let pids: Vec<(i32, usize, u64)> = self.pool.workers.iter().map(|w| (w.pid, w.slot, w.generation)).collect();
+        let pids: Vec<(i32, usize, u64)> = self
+            .pool
+            .workers
+            .iter()
+            .map(|w| (w.pid, w.slot, w.generation))
+            .collect();
         for (pid, slot, generation) in pids {
             let mut obs = sample::read_slot(self.board.slot(slot), generation, self.threads);
             let previous = self.pool.worker(pid).and_then(|w| w.obs.rss);
-            obs.rss = if memory_due || obs.wants_rss { self.sys.memory(pid).or(previous) } else { previous };
+            obs.rss = if memory_due || obs.wants_rss {
+                self.sys.memory(pid).or(previous)
+            } else {
+                previous
+            };
             if self.pool.observe(pid, obs, now) {
                 if let Some(w) = self.pool.worker(pid) {
-                    info!("worker {} (pid {pid}) ready in {} ms", w.id, now.saturating_sub(w.spawned_at) / 1_000_000);
+                    info!(
+                        "worker {} (pid {pid}) ready in {} ms",
+                        w.id,
+                        now.saturating_sub(w.spawned_at) / 1_000_000
+                    );
                 }
             }
         }
@@ -166,11 +195,16 @@ impl<S: Sys> Master<S> {
     fn spawn(&mut self, id: u32, replaces: Option<i32>, now: Nanos) {
         let Some(slot) = self.free_slot() else {
             error!("no free scoreboard slot for worker {id} (limit {MAX_SLOTS})");
-            self.pool.spawn_failed(now);
+            self.pool.spawn_failed(id, now);
             return;
         };
         let t = self.pool.thresholds(id);
-        let req = SpawnRequest { id, slot, generation: t.generation, max_requests: t.max_requests };
+        let req = SpawnRequest {
+            id,
+            slot,
+            generation: t.generation,
+            max_requests: t.max_requests,
+        };
         match self.sys.spawn(&req) {
             Ok(pid) => {
                 match replaces {
@@ -181,7 +215,7 @@ impl<S: Sys> Master<S> {
             }
             Err(e) => {
                 error!("cannot fork worker {id}: {e}");
-                self.pool.spawn_failed(now);
+                self.pool.spawn_failed(id, now);
             }
         }
     }
@@ -208,8 +242,13 @@ struct Running {
     _pidfile: Option<Pidfile>,
 }
 
-/// Runs molt with `cfg` until shutdown. `app` builds the app inside each worker.
-pub fn run(cfg: &Config, app: AppFactory) -> Result<(), Error> {
+/// Runs molt with the loaded configuration until shutdown. `app` builds the app inside
+/// each worker.
+pub fn run(loaded: crate::config::Loaded, app: AppFactory) -> Result<(), Error> {
+    for notice in &loaded.notices {
+        warn!("{notice}");
+    }
+    let cfg = &loaded.config;
     signals::block().map_err(|e| Error::os("blocking signals", e))?;
     let signals = Signals::install().map_err(|e| Error::os("installing signal handlers", e))?;
     let listeners = bind_all(&cfg.listeners, cfg.listen)?;
@@ -219,13 +258,34 @@ pub fn run(cfg: &Config, app: AppFactory) -> Result<(), Error> {
     let board = Arc::new(Scoreboard::new().map_err(|e| Error::os("mapping the scoreboard", e))?);
     let (notify_read, notify_write) = notify_pipe()?;
     let pidfile = cfg.pidfile.as_deref().map(Pidfile::create).transpose()?;
-    let build = spec_builder(cfg, &listeners, &board, &signals, notify_read.as_raw_fd(), notify_write, app);
+    let build = spec_builder(
+        cfg,
+        &listeners,
+        &board,
+        &signals,
+        notify_read.as_raw_fd(),
+        notify_write,
+        app,
+    );
     let sys = RealSys::new(build, board.clone());
-    let seed = cfg.jitter_seed.unwrap_or_else(|| crate::scoreboard::mono_ns() ^ u64::from(std::process::id()));
+    let seed = cfg
+        .jitter_seed
+        .unwrap_or_else(|| crate::scoreboard::mono_ns() ^ u64::from(std::process::id()));
     let pool = Pool::new(cfg.processes, limits_of(cfg), seed);
     let master = Master::new(sys, pool, board, cfg.threads, cfg.memory_sample_interval);
-    info!("molt {} master pid {} starting {} worker(s)", env!("CARGO_PKG_VERSION"), getpid(), cfg.processes);
-    let mut running = Running { master, signals, notify_read, _listeners: listeners, _pidfile: pidfile };
+    info!(
+        "molt {} master pid {} starting {} worker(s)",
+        env!("CARGO_PKG_VERSION"),
+        getpid(),
+        cfg.processes
+    );
+    let mut running = Running {
+        master,
+        signals,
+        notify_read,
+        _listeners: listeners,
+        _pidfile: pidfile,
+    };
     signals::unblock().map_err(|e| Error::os("unblocking signals", e))?;
     let outcome = running.event_loop();
     cleanup_unix_sockets(&running._listeners);
@@ -254,9 +314,15 @@ impl Running {
     fn wait(&self) -> Result<(), Error> {
         // SAFETY: both fds live as long as `self`.
         let (sig, note) = unsafe {
-            (BorrowedFd::borrow_raw(self.signals.fd()), BorrowedFd::borrow_raw(self.notify_read.as_raw_fd()))
+            (
+                BorrowedFd::borrow_raw(self.signals.fd()),
+                BorrowedFd::borrow_raw(self.notify_read.as_raw_fd()),
+            )
         };
-        let mut fds = [PollFd::new(sig, PollFlags::POLLIN), PollFd::new(note, PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(sig, PollFlags::POLLIN),
+            PollFd::new(note, PollFlags::POLLIN),
+        ];
         let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
@@ -300,6 +366,7 @@ fn spec_builder(
         keepalive_timeout: cfg.keepalive_timeout,
         threads: cfg.threads,
         max_requests: None,
+        drain_at_max_requests: cfg.recycle_order == RecycleOrder::RetireFirst,
         reload_on_rss: cfg.reload_on_rss,
     };
     Box::new(move |req: &SpawnRequest| ChildSpec {
@@ -311,7 +378,10 @@ fn spec_builder(
         close_fds: close_fds.clone(),
         master_signals: signals::HANDLED.to_vec(),
         master_pid,
-        limits: WorkerLimits { max_requests: req.max_requests, ..base.clone() },
+        limits: WorkerLimits {
+            max_requests: req.max_requests,
+            ..base.clone()
+        },
         app: app.clone(),
     })
 }

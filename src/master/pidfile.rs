@@ -20,7 +20,10 @@ pub struct Pidfile {
 impl Pidfile {
     /// Locks `path` and writes our pid into it.
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let fail = |reason: String| Error::Pidfile { path: path.display().to_string(), reason };
+        let fail = |reason: String| Error::Pidfile {
+            path: path.display().to_string(),
+            reason,
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -32,21 +35,31 @@ impl Pidfile {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut held = String::new();
             let _ = file.read_to_string(&mut held);
-            return Err(fail(format!("already running (lock held by pid {})", held.trim())));
+            return Err(fail(format!(
+                "already running (lock held by pid {})",
+                held.trim()
+            )));
         }
         let pid = std::process::id();
         // The pid line first, then the truncation: a reader always sees a whole first line.
         let text = format!("{pid}\n");
-        file.write_all_at(text.as_bytes(), 0).map_err(|e| fail(e.to_string()))?;
-        file.set_len(text.len() as u64).map_err(|e| fail(e.to_string()))?;
+        file.write_all_at(text.as_bytes(), 0)
+            .map_err(|e| fail(e.to_string()))?;
+        file.set_len(text.len() as u64)
+            .map_err(|e| fail(e.to_string()))?;
         let _ = file.seek(SeekFrom::Start(0));
-        Ok(Pidfile { file, path: path.to_path_buf(), pid })
+        Ok(Pidfile {
+            file,
+            path: path.to_path_buf(),
+            pid,
+        })
     }
 }
 
 impl Drop for Pidfile {
     fn drop(&mut self) {
-        let ours = std::fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.pid.to_string());
+        let ours =
+            std::fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.pid.to_string());
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }

@@ -39,11 +39,20 @@ pub fn log_exit(r: &ExitReport) {
         return;
     }
     let phase = if r.during_boot { " during boot" } else { "" };
-    warn!("{summary}{phase}: unexpected; respawning");
-    if r.foreign_kill {
-        let rss = r.last_rss.map_or("unknown".to_string(), |b| format!("{:.1} MB", b as f64 / 1048576.0));
+    if r.backoff.is_zero() {
+        warn!("{summary}{phase}: unexpected; respawning");
+    } else {
         warn!(
-            "worker {} (pid {}) got SIGKILL that molt did not send: likely the kernel's OOM killer (last RSS {rss})",
+            "{summary}{phase}: unexpected; respawning in {} ms (back-off)",
+            r.backoff.as_millis()
+        );
+    }
+    if r.foreign_kill {
+        let rss = r.last_rss.map_or("unknown".to_string(), |b| {
+            format!("{:.1} MB", b as f64 / 1048576.0)
+        });
+        warn!(
+            "worker {} (pid {}) got SIGKILL not sent by molt: the kernel's OOM killer or another process (last RSS {rss})",
             r.id, r.pid
         );
     }

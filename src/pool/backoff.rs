@@ -31,11 +31,6 @@ impl Backoff {
         BASE.saturating_mul(1 << shift).min(CAP)
     }
 
-    /// A worker proved stable: start over.
-    pub fn reset(&mut self) {
-        *self = Backoff::default();
-    }
-
     /// Whether a spawn may happen at `now`.
     pub fn allows(&self, now: Nanos) -> bool {
         now >= self.not_before

@@ -101,7 +101,10 @@ pub enum Phase {
     /// Ready and accepting.
     Serving,
     /// Must be recycled; keeps serving until its successor is ready.
-    Retiring { reason: Reason, successor: Option<i32> },
+    Retiring {
+        reason: Reason,
+        successor: Option<i32>,
+    },
     /// Told to stop (SIGTERM); SIGKILL when the deadline passes.
     Draining { reason: Reason, deadline: Nanos },
     /// SIGKILL sent; waiting to be reaped.
@@ -133,7 +136,10 @@ pub struct Worker {
 impl Worker {
     /// True while the worker holds its id (it serves or will serve).
     pub fn holds_id(&self) -> bool {
-        matches!(self.phase, Phase::Booting | Phase::Serving | Phase::Retiring { .. })
+        matches!(
+            self.phase,
+            Phase::Booting | Phase::Serving | Phase::Retiring { .. }
+        )
     }
 }
 

@@ -1,11 +1,14 @@
 //! The pool and its planner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::policy::{judge, Verdict};
-use super::{nanos, Action, Backoff, ExitKind, Limits, Nanos, Observation, Order, Outcome, Phase, Reason, Worker};
 use super::EXIT_APP_LOAD;
+use super::{
+    nanos, Action, Backoff, ExitKind, Limits, Nanos, Observation, Order, Outcome, Phase, Reason,
+    Worker,
+};
 
 /// A worker that lived this long without failing resets the crash back-off.
 const STABLE: Nanos = 5_000_000_000;
@@ -45,6 +48,8 @@ pub struct ExitReport {
     pub foreign_kill: bool,
     /// The last memory figure molt saw for it.
     pub last_rss: Option<u64>,
+    /// The next spawn waits this long (quick failures back off exponentially).
+    pub backoff: Duration,
 }
 
 /// The pool: every worker process the master owns, and the rules it plans with.
@@ -54,7 +59,8 @@ pub struct Pool {
     pub target: usize,
     pub workers: Vec<Worker>,
     limits: Limits,
-    backoff: Backoff,
+    /// Respawn back-off per worker id: one id's crash loop never delays the others.
+    backoff: BTreeMap<u32, Backoff>,
     rng: u64,
     next_generation: u64,
     ever_ready: bool,
@@ -70,7 +76,7 @@ impl Pool {
             target: target.max(1),
             workers: Vec::new(),
             limits,
-            backoff: Backoff::default(),
+            backoff: BTreeMap::new(),
             rng: seed | 1,
             next_generation: 1,
             ever_ready: false,
@@ -107,12 +113,28 @@ impl Pool {
         let max_requests = self.draw_max_requests(id);
         let delta = self.limits.max_lifetime_delta * id.saturating_sub(1);
         let max_lifetime = self.limits.max_lifetime.map(|l| l + delta);
-        Thresholds { generation, max_requests, max_lifetime }
+        Thresholds {
+            generation,
+            max_requests,
+            max_lifetime,
+        }
     }
 
     /// Records a fork with the thresholds drawn for it.
-    pub fn spawned(&mut self, id: u32, pid: i32, slot: usize, replaces: Option<i32>, t: Thresholds, now: Nanos) {
-        let Thresholds { generation, max_requests, max_lifetime } = t;
+    pub fn spawned(
+        &mut self,
+        id: u32,
+        pid: i32,
+        slot: usize,
+        replaces: Option<i32>,
+        t: Thresholds,
+        now: Nanos,
+    ) {
+        let Thresholds {
+            generation,
+            max_requests,
+            max_lifetime,
+        } = t;
         self.workers.push(Worker {
             id,
             pid,
@@ -137,7 +159,11 @@ impl Pool {
         let base = self.limits.max_requests?;
         let delta = self.limits.max_requests_delta * u64::from(id.saturating_sub(1));
         let jitter = self.limits.max_requests_jitter;
-        let extra = if jitter > 0 { self.next_random() % (jitter + 1) } else { 0 };
+        let extra = if jitter > 0 {
+            self.next_random() % (jitter + 1)
+        } else {
+            0
+        };
         Some(base + delta + extra)
     }
 
@@ -152,18 +178,27 @@ impl Pool {
     }
 
     /// A fork failed: back off before trying again.
-    pub fn spawn_failed(&mut self, now: Nanos) {
-        self.backoff.failed(now);
+    pub fn spawn_failed(&mut self, id: u32, now: Nanos) {
+        self.backoff.entry(id).or_default().failed(now);
+    }
+
+    fn may_spawn(&self, id: u32, now: Nanos) -> bool {
+        self.backoff.get(&id).is_none_or(|b| b.allows(now))
     }
 
     fn phase_mut(&mut self, pid: i32) -> Option<&mut Phase> {
-        self.workers.iter_mut().find(|w| w.pid == pid).map(|w| &mut w.phase)
+        self.workers
+            .iter_mut()
+            .find(|w| w.pid == pid)
+            .map(|w| &mut w.phase)
     }
 
     /// Takes in what the master read for one worker; true when it just became ready.
     /// Invalid telemetry (a counter going backwards) is remembered as a verdict.
     pub fn observe(&mut self, pid: i32, obs: Observation, now: Nanos) -> bool {
-        let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) else { return false };
+        let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) else {
+            return false;
+        };
         if obs.requests < w.obs.requests && w.respawn.is_none() {
             w.respawn = Some(Reason::InvalidTelemetry("request counter went backwards"));
         }
@@ -189,15 +224,21 @@ impl Pool {
             }
         }
         let expected = matches!(w.phase, Phase::Draining { .. } | Phase::Killed { .. });
-        let boot_timeout = matches!(&w.phase, Phase::Killed { reason: Reason::BootTimeout { .. } });
+        let boot_timeout = matches!(
+            &w.phase,
+            Phase::Killed {
+                reason: Reason::BootTimeout { .. }
+            }
+        );
         let during_boot = w.phase == Phase::Booting || boot_timeout;
         let lived = Duration::from_nanos(now.saturating_sub(w.spawned_at));
         if during_boot && self.shutdown.is_none() {
             self.boot_failed(&w, how, now);
         } else if !expected && nanos(lived) < STABLE {
-            self.backoff.failed(now);
+            self.backoff.entry(w.id).or_default().failed(now);
         }
-        let foreign_kill = how == ExitKind::Signaled(libc_sigkill()) && !matches!(w.phase, Phase::Killed { .. });
+        let foreign_kill =
+            how == ExitKind::Signaled(libc_sigkill()) && !matches!(w.phase, Phase::Killed { .. });
         Some(ExitReport {
             id: w.id,
             pid,
@@ -208,12 +249,17 @@ impl Pool {
             requests: w.obs.requests,
             foreign_kill,
             last_rss: w.obs.rss,
+            backoff: Duration::from_nanos(
+                self.backoff
+                    .get(&w.id)
+                    .map_or(0, |b| b.not_before.saturating_sub(now)),
+            ),
         })
     }
 
     fn boot_failed(&mut self, w: &Worker, how: ExitKind, now: Nanos) {
         self.boot_failures += 1;
-        self.backoff.failed(now);
+        self.backoff.entry(w.id).or_default().failed(now);
         if self.ever_ready {
             return;
         }
@@ -223,7 +269,11 @@ impl Pool {
                 "worker {} (pid {}) {how} before it was ready{}; {} boot failure(s) in a row",
                 w.id,
                 w.pid,
-                if cannot_load { " (the app cannot be loaded)" } else { "" },
+                if cannot_load {
+                    " (the app cannot be loaded)"
+                } else {
+                    ""
+                },
                 self.boot_failures
             ));
         }
@@ -280,10 +330,11 @@ impl Pool {
     }
 
     fn note_stability(&mut self, now: Nanos) {
-        let stable = self.workers.iter().any(|w| w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE));
-        if stable && (self.backoff.failures > 0 || self.boot_failures > 0) {
-            self.backoff.reset();
-            self.boot_failures = 0;
+        for w in &self.workers {
+            if w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE) {
+                self.backoff.remove(&w.id);
+                self.boot_failures = 0;
+            }
         }
     }
 
@@ -296,14 +347,30 @@ impl Pool {
             match judge(w, &self.limits, now) {
                 Verdict::Keep => {}
                 Verdict::Kill(reason) => {
-                    actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
+                    actions.push(Action::Kill {
+                        id: w.id,
+                        pid: w.pid,
+                        reason: reason.clone(),
+                    });
                     w.phase = Phase::Killed { reason };
                 }
                 Verdict::Drain(reason) => {
-                    actions.push(Action::Stop { id: w.id, pid: w.pid, reason: reason.clone() });
-                    w.phase = Phase::Draining { reason, deadline: now + mercy };
+                    actions.push(Action::Stop {
+                        id: w.id,
+                        pid: w.pid,
+                        reason: reason.clone(),
+                    });
+                    w.phase = Phase::Draining {
+                        reason,
+                        deadline: now + mercy,
+                    };
                 }
-                Verdict::Retire(reason) => w.phase = Phase::Retiring { reason, successor: None },
+                Verdict::Retire(reason) => {
+                    w.phase = Phase::Retiring {
+                        reason,
+                        successor: None,
+                    }
+                }
             }
         }
     }
@@ -320,11 +387,24 @@ impl Pool {
             .count()
     }
 
-    fn advance_retiring(&mut self, now: Nanos, actions: &mut Vec<Action>, spawning: &mut BTreeSet<u32>) {
+    fn advance_retiring(
+        &mut self,
+        now: Nanos,
+        actions: &mut Vec<Action>,
+        spawning: &mut BTreeSet<u32>,
+    ) {
         self.drain_replaced(now, actions);
         let mut in_flight = self.in_flight();
         let mut order: Vec<usize> = (0..self.workers.len())
-            .filter(|&i| matches!(self.workers[i].phase, Phase::Retiring { successor: None, .. }))
+            .filter(|&i| {
+                matches!(
+                    self.workers[i].phase,
+                    Phase::Retiring {
+                        successor: None,
+                        ..
+                    }
+                )
+            })
             .collect();
         order.sort_by_key(|&i| self.workers[i].spawned_at);
         for i in order {
@@ -334,10 +414,13 @@ impl Pool {
             let (id, pid) = (self.workers[i].id, self.workers[i].pid);
             match self.limits.order {
                 Order::ReplaceFirst => {
-                    if !self.backoff.allows(now) || spawning.contains(&id) {
+                    if !self.may_spawn(id, now) || spawning.contains(&id) {
                         continue;
                     }
-                    actions.push(Action::Spawn { id, replaces: Some(pid) });
+                    actions.push(Action::Spawn {
+                        id,
+                        replaces: Some(pid),
+                    });
                     spawning.insert(id);
                 }
                 Order::RetireFirst => self.start_drain(i, now, actions),
@@ -348,9 +431,17 @@ impl Pool {
 
     /// A retiring worker whose successor is ready stops now.
     fn drain_replaced(&mut self, now: Nanos, actions: &mut Vec<Action>) {
-        let ready: BTreeSet<i32> = self.workers.iter().filter(|w| w.phase == Phase::Serving).map(|w| w.pid).collect();
+        let ready: BTreeSet<i32> = self
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Serving)
+            .map(|w| w.pid)
+            .collect();
         for i in 0..self.workers.len() {
-            if let Phase::Retiring { successor: Some(s), .. } = self.workers[i].phase {
+            if let Phase::Retiring {
+                successor: Some(s), ..
+            } = self.workers[i].phase
+            {
                 if ready.contains(&s) {
                     self.start_drain(i, now, actions);
                 }
@@ -365,17 +456,23 @@ impl Pool {
             Phase::Retiring { reason, .. } => reason.clone(),
             _ => return,
         };
-        actions.push(Action::Stop { id: w.id, pid: w.pid, reason: reason.clone() });
+        actions.push(Action::Stop {
+            id: w.id,
+            pid: w.pid,
+            reason: reason.clone(),
+        });
         w.phase = Phase::Draining { reason, deadline };
     }
 
-    fn fill_vacancies(&mut self, now: Nanos, actions: &mut Vec<Action>, spawning: &mut BTreeSet<u32>) {
-        if !self.backoff.allows(now) {
-            return;
-        }
+    fn fill_vacancies(
+        &mut self,
+        now: Nanos,
+        actions: &mut Vec<Action>,
+        spawning: &mut BTreeSet<u32>,
+    ) {
         for id in 1..=self.target as u32 {
             let held = self.workers.iter().any(|w| w.id == id && w.holds_id());
-            if !held && spawning.insert(id) {
+            if !held && self.may_spawn(id, now) && spawning.insert(id) {
                 actions.push(Action::Spawn { id, replaces: None });
             }
         }
@@ -386,8 +483,15 @@ impl Pool {
         let target = self.target as u32;
         for w in &mut self.workers {
             if w.id > target && w.holds_id() {
-                actions.push(Action::Stop { id: w.id, pid: w.pid, reason: Reason::ScaleDown });
-                w.phase = Phase::Draining { reason: Reason::ScaleDown, deadline };
+                actions.push(Action::Stop {
+                    id: w.id,
+                    pid: w.pid,
+                    reason: Reason::ScaleDown,
+                });
+                w.phase = Phase::Draining {
+                    reason: Reason::ScaleDown,
+                    deadline,
+                };
             }
         }
     }
@@ -397,11 +501,19 @@ impl Pool {
         let boot = self.limits.boot_timeout;
         for w in &mut self.workers {
             let reason = match &w.phase {
-                Phase::Draining { deadline, .. } if now >= *deadline => Reason::MercyExpired { mercy },
-                Phase::Booting if now.saturating_sub(w.spawned_at) >= nanos(boot) => Reason::BootTimeout { limit: boot },
+                Phase::Draining { deadline, .. } if now >= *deadline => {
+                    Reason::MercyExpired { mercy }
+                }
+                Phase::Booting if now.saturating_sub(w.spawned_at) >= nanos(boot) => {
+                    Reason::BootTimeout { limit: boot }
+                }
                 _ => continue,
             };
-            actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
+            actions.push(Action::Kill {
+                id: w.id,
+                pid: w.pid,
+                reason: reason.clone(),
+            });
             w.phase = Phase::Killed { reason };
         }
     }
@@ -413,8 +525,15 @@ impl Pool {
                 let deadline = now + nanos(self.limits.mercy);
                 for w in &mut self.workers {
                     if w.holds_id() {
-                        actions.push(Action::Stop { id: w.id, pid: w.pid, reason: Reason::Shutdown });
-                        w.phase = Phase::Draining { reason: Reason::Shutdown, deadline };
+                        actions.push(Action::Stop {
+                            id: w.id,
+                            pid: w.pid,
+                            reason: Reason::Shutdown,
+                        });
+                        w.phase = Phase::Draining {
+                            reason: Reason::Shutdown,
+                            deadline,
+                        };
                     }
                 }
                 self.enforce_deadlines(now, actions);
@@ -428,17 +547,26 @@ impl Pool {
     fn kill_all(&mut self, reason: Reason, actions: &mut Vec<Action>) {
         for w in &mut self.workers {
             if !matches!(w.phase, Phase::Killed { .. }) {
-                actions.push(Action::Kill { id: w.id, pid: w.pid, reason: reason.clone() });
-                w.phase = Phase::Killed { reason: reason.clone() };
+                actions.push(Action::Kill {
+                    id: w.id,
+                    pid: w.pid,
+                    reason: reason.clone(),
+                });
+                w.phase = Phase::Killed {
+                    reason: reason.clone(),
+                };
             }
         }
     }
-
 }
 
 /// Planned reasons obey the recycle cap; urgent ones and shutdown do not.
 fn is_planned(reason: &Reason) -> bool {
-    !reason.is_urgent() && !matches!(reason, Reason::Shutdown | Reason::ScaleDown | Reason::MercyExpired { .. } | Reason::Fatal)
+    !reason.is_urgent()
+        && !matches!(
+            reason,
+            Reason::Shutdown | Reason::ScaleDown | Reason::MercyExpired { .. } | Reason::Fatal
+        )
 }
 
 /// SIGKILL's number on Linux (kept here so the pure core needs no libc).

@@ -49,7 +49,9 @@ fn hard_limits(w: &Worker, limits: &Limits, now: Nanos) -> Option<Verdict> {
     }
     let since = w.obs.busy_since?;
     if since > now + FUTURE_SLACK || since < w.spawned_at {
-        return Some(Verdict::Kill(Reason::InvalidTelemetry("request start outside the worker's life")));
+        return Some(Verdict::Kill(Reason::InvalidTelemetry(
+            "request start outside the worker's life",
+        )));
     }
     let limit = limits.harakiri?;
     let running = Duration::from_nanos(now.saturating_sub(since));
@@ -60,16 +62,25 @@ fn memory(w: &Worker, limits: &Limits) -> Option<Reason> {
     let limit = limits.reload_on_rss?;
     let measured = w.obs.rss.unwrap_or(0);
     if measured >= limit {
-        return Some(Reason::Rss { rss: measured, limit });
+        return Some(Reason::Rss {
+            rss: measured,
+            limit,
+        });
     }
     // The worker saw itself over the limit after a request and already stopped accepting.
-    w.obs.wants_rss.then_some(Reason::Rss { rss: measured.max(limit), limit })
+    w.obs.wants_rss.then_some(Reason::Rss {
+        rss: measured.max(limit),
+        limit,
+    })
 }
 
 fn planned(w: &Worker, lived: Duration) -> Option<Reason> {
     if let Some(limit) = w.max_requests {
         if w.obs.requests >= limit {
-            return Some(Reason::MaxRequests { served: w.obs.requests, limit });
+            return Some(Reason::MaxRequests {
+                served: w.obs.requests,
+                limit,
+            });
         }
     }
     let limit = w.max_lifetime?;

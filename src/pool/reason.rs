@@ -7,11 +7,26 @@ use std::time::Duration;
 /// e.g. `max-requests (1000 >= 1000)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    MaxRequests { served: u64, limit: u64 },
-    Lifetime { lived: Duration, limit: Duration },
-    Rss { rss: u64, limit: u64 },
-    EvilRss { rss: u64, limit: u64 },
-    Harakiri { running: Duration, limit: Duration },
+    MaxRequests {
+        served: u64,
+        limit: u64,
+    },
+    Lifetime {
+        lived: Duration,
+        limit: Duration,
+    },
+    Rss {
+        rss: u64,
+        limit: u64,
+    },
+    EvilRss {
+        rss: u64,
+        limit: u64,
+    },
+    Harakiri {
+        running: Duration,
+        limit: Duration,
+    },
     /// SIGUSR1: graceful respawn of every worker.
     Respawn,
     /// SIGHUP: reload.
@@ -21,9 +36,13 @@ pub enum Reason {
     /// SIGTERM (graceful) or SIGINT/SIGQUIT (quick).
     Shutdown,
     /// Not ready within worker-boot-timeout.
-    BootTimeout { limit: Duration },
+    BootTimeout {
+        limit: Duration,
+    },
     /// A graceful stop outlived worker-reload-mercy.
-    MercyExpired { mercy: Duration },
+    MercyExpired {
+        mercy: Duration,
+    },
     /// The worker wrote impossible values into its scoreboard slot.
     InvalidTelemetry(&'static str),
     /// molt gives up: no worker can start.
@@ -74,17 +93,39 @@ fn secs(d: Duration) -> String {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::MaxRequests { served, limit } => write!(f, "max-requests ({served} >= {limit})"),
-            Reason::Lifetime { lived, limit } => write!(f, "max-worker-lifetime ({} >= {})", secs(*lived), secs(*limit)),
-            Reason::Rss { rss, limit } => write!(f, "reload-on-rss ({} >= {})", mb(*rss), mb(*limit)),
-            Reason::EvilRss { rss, limit } => write!(f, "evil-reload-on-rss ({} >= {})", mb(*rss), mb(*limit)),
-            Reason::Harakiri { running, limit } => write!(f, "harakiri (request running {} > {})", secs(*running), secs(*limit)),
+            Reason::MaxRequests { served, limit } => {
+                write!(f, "max-requests ({served} >= {limit})")
+            }
+            Reason::Lifetime { lived, limit } => write!(
+                f,
+                "max-worker-lifetime ({} >= {})",
+                secs(*lived),
+                secs(*limit)
+            ),
+            Reason::Rss { rss, limit } => {
+                write!(f, "reload-on-rss ({} >= {})", mb(*rss), mb(*limit))
+            }
+            Reason::EvilRss { rss, limit } => {
+                write!(f, "evil-reload-on-rss ({} >= {})", mb(*rss), mb(*limit))
+            }
+            Reason::Harakiri { running, limit } => write!(
+                f,
+                "harakiri (request running {} > {})",
+                secs(*running),
+                secs(*limit)
+            ),
             Reason::Respawn => write!(f, "graceful respawn (SIGUSR1)"),
             Reason::Reload => write!(f, "reload (SIGHUP)"),
             Reason::ScaleDown => write!(f, "scale down"),
             Reason::Shutdown => write!(f, "shutdown"),
-            Reason::BootTimeout { limit } => write!(f, "boot timeout (not ready after {})", secs(*limit)),
-            Reason::MercyExpired { mercy } => write!(f, "worker-reload-mercy expired ({} elapsed), SIGKILL", secs(*mercy)),
+            Reason::BootTimeout { limit } => {
+                write!(f, "boot timeout (not ready after {})", secs(*limit))
+            }
+            Reason::MercyExpired { mercy } => write!(
+                f,
+                "worker-reload-mercy expired ({} elapsed), SIGKILL",
+                secs(*mercy)
+            ),
             Reason::InvalidTelemetry(what) => write!(f, "invalid telemetry ({what})"),
             Reason::Fatal => write!(f, "no worker can start"),
         }

@@ -26,7 +26,11 @@ impl RealSys {
     pub fn new(build: SpecBuilder, board: std::sync::Arc<Scoreboard>) -> Self {
         // SAFETY: sysconf has no preconditions.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-        RealSys { build, board, page_size }
+        RealSys {
+            build,
+            board,
+            page_size,
+        }
     }
 }
 
@@ -65,8 +69,12 @@ impl Sys for RealSys {
         let mut out = Vec::new();
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => out.push((pid.as_raw(), ExitKind::Exited(code))),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => out.push((pid.as_raw(), ExitKind::Signaled(sig as i32))),
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    out.push((pid.as_raw(), ExitKind::Exited(code)))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    out.push((pid.as_raw(), ExitKind::Signaled(sig as i32)))
+                }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return out,
                 Ok(_) => {}
                 Err(Errno::EINTR) => {}

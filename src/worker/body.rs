@@ -26,18 +26,43 @@ pub struct BodyReader<'a> {
 
 enum Kind {
     Empty,
-    Length { remaining: u64 },
-    Chunked { dec: ChunkedDecoder, raw: Vec<u8>, raw_pos: usize },
+    Length {
+        remaining: u64,
+    },
+    Chunked {
+        dec: ChunkedDecoder,
+        raw: Vec<u8>,
+        raw_pos: usize,
+    },
 }
 
 impl<'a> BodyReader<'a> {
-    pub fn new(framing: Framing, buffered: &'a [u8], fd: RawFd, timeout: Duration, expect_continue: bool) -> Self {
+    pub fn new(
+        framing: Framing,
+        buffered: &'a [u8],
+        fd: RawFd,
+        timeout: Duration,
+        expect_continue: bool,
+    ) -> Self {
         let kind = match framing {
             Framing::None => Kind::Empty,
             Framing::Length(n) => Kind::Length { remaining: n },
-            Framing::Chunked => Kind::Chunked { dec: ChunkedDecoder::new(), raw: Vec::new(), raw_pos: 0 },
+            Framing::Chunked => Kind::Chunked {
+                dec: ChunkedDecoder::new(),
+                raw: Vec::new(),
+                raw_pos: 0,
+            },
         };
-        BodyReader { buffered, used: 0, fd, timeout, kind, overflow: Vec::new(), pending_continue: expect_continue, failed: None }
+        BodyReader {
+            buffered,
+            used: 0,
+            fd,
+            timeout,
+            kind,
+            overflow: Vec::new(),
+            pending_continue: expect_continue,
+            failed: None,
+        }
     }
 
     /// Bytes of the connection buffer this body consumed.
@@ -74,7 +99,10 @@ impl<'a> BodyReader<'a> {
         }
         let n = read_blocking(self.fd, buf, self.timeout)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before the body ended"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed before the body ended",
+            ));
         }
         Ok(n)
     }
@@ -93,18 +121,26 @@ impl<'a> BodyReader<'a> {
         } else {
             self.socket_read(&mut out[..want])?
         };
-        self.kind = Kind::Length { remaining: remaining - n as u64 };
+        self.kind = Kind::Length {
+            remaining: remaining - n as u64,
+        };
         Ok(n)
     }
 
     fn read_chunked(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            let Kind::Chunked { dec, raw, raw_pos } = &mut self.kind else { return Ok(0) };
+            let Kind::Chunked { dec, raw, raw_pos } = &mut self.kind else {
+                return Ok(0);
+            };
             if dec.is_done() || out.is_empty() {
                 return Ok(0);
             }
             let from_buffer = self.used < self.buffered.len();
-            let input: &[u8] = if from_buffer { &self.buffered[self.used..] } else { &raw[*raw_pos..] };
+            let input: &[u8] = if from_buffer {
+                &self.buffered[self.used..]
+            } else {
+                &raw[*raw_pos..]
+            };
             if !input.is_empty() {
                 let (consumed, produced) = dec.decode(input, out).map_err(|e| {
                     self.failed = Some(e);
@@ -127,7 +163,9 @@ impl<'a> BodyReader<'a> {
             let mut chunk = vec![0u8; 16 * 1024];
             let n = self.socket_read(&mut chunk)?;
             chunk.truncate(n);
-            let Kind::Chunked { raw, raw_pos, .. } = &mut self.kind else { return Ok(0) };
+            let Kind::Chunked { raw, raw_pos, .. } = &mut self.kind else {
+                return Ok(0);
+            };
             *raw = chunk;
             *raw_pos = 0;
         }

@@ -113,10 +113,18 @@ fn check_partial_size(buf: &[u8], limits: Limits) -> Result<(), HttpError> {
         return Ok(());
     }
     let line_ends = buf[..limits.max_head].contains(&b'\n');
-    Err(if line_ends { HttpError::HeadersTooLarge } else { HttpError::UriTooLong })
+    Err(if line_ends {
+        HttpError::HeadersTooLarge
+    } else {
+        HttpError::UriTooLong
+    })
 }
 
-fn head_info(req: &httparse::Request<'_, '_>, head_len: usize, limits: Limits) -> Result<HeadInfo, HttpError> {
+fn head_info(
+    req: &httparse::Request<'_, '_>,
+    head_len: usize,
+    limits: Limits,
+) -> Result<HeadInfo, HttpError> {
     let version = match req.version {
         Some(0) => Version::Http10,
         Some(1) => Version::Http11,
@@ -133,7 +141,13 @@ fn head_info(req: &httparse::Request<'_, '_>, head_len: usize, limits: Limits) -
         Version::Http11 => !fields.conn_close,
         Version::Http10 => fields.conn_keep_alive && !fields.conn_close,
     };
-    Ok(HeadInfo { head_len, version, framing, keep_alive, expect_continue: fields.expect_continue })
+    Ok(HeadInfo {
+        head_len,
+        version,
+        framing,
+        keep_alive,
+        expect_continue: fields.expect_continue,
+    })
 }
 
 fn check_target(method: &str, target: &str) -> Result<(), HttpError> {
@@ -195,15 +209,23 @@ impl<'a> Fields<'a> {
 
 fn framing(f: &Fields<'_>, version: Version, limits: Limits) -> Result<Framing, HttpError> {
     match (f.transfer_encoding, f.content_length) {
-        (Some(_), Some(_)) => Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding")),
-        (Some(_), None) if version == Version::Http10 => Err(HttpError::BadRequest("Transfer-Encoding on HTTP/1.0")),
+        (Some(_), Some(_)) => Err(HttpError::BadRequest(
+            "both Content-Length and Transfer-Encoding",
+        )),
+        (Some(_), None) if version == Version::Http10 => {
+            Err(HttpError::BadRequest("Transfer-Encoding on HTTP/1.0"))
+        }
         (Some(te), None) => transfer_coding(te),
         (None, Some(cl)) => {
             let n = parse_content_length(cl)?;
             if limits.max_body.is_some_and(|max| n > max) {
                 return Err(HttpError::PayloadTooLarge);
             }
-            Ok(if n == 0 { Framing::None } else { Framing::Length(n) })
+            Ok(if n == 0 {
+                Framing::None
+            } else {
+                Framing::Length(n)
+            })
         }
         (None, None) => Ok(Framing::None),
     }
@@ -213,12 +235,18 @@ fn framing(f: &Fields<'_>, version: Version, limits: Limits) -> Result<Framing, 
 /// any other coding is not implemented.
 fn transfer_coding(te: &[u8]) -> Result<Framing, HttpError> {
     let codings: Vec<&[u8]> = te.split(|&b| b == b',').map(trim).collect();
-    let chunked_at = codings.iter().position(|c| c.eq_ignore_ascii_case(b"chunked"));
+    let chunked_at = codings
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(b"chunked"));
     match chunked_at {
         Some(i) if i == codings.len() - 1 && codings.len() == 1 => Ok(Framing::Chunked),
-        Some(i) if i != codings.len() - 1 => Err(HttpError::BadRequest("chunked is not the final transfer coding")),
+        Some(i) if i != codings.len() - 1 => Err(HttpError::BadRequest(
+            "chunked is not the final transfer coding",
+        )),
         Some(_) => Err(HttpError::NotImplemented),
-        None if codings.iter().all(|c| is_token(c)) => Err(HttpError::BadRequest("Transfer-Encoding without chunked")),
+        None if codings.iter().all(|c| is_token(c)) => {
+            Err(HttpError::BadRequest("Transfer-Encoding without chunked"))
+        }
         None => Err(HttpError::BadRequest("malformed Transfer-Encoding")),
     }
 }
@@ -232,13 +260,21 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
 fn is_token(v: &[u8]) -> bool {
-    !v.is_empty() && v.iter().all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !v.is_empty()
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A strict, incremental decoder for the chunked transfer coding.
@@ -275,7 +311,13 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
-        ChunkedDecoder { state: ChunkState::Size, size: 0, size_digits: 0, trailer_bytes: 0, line_empty: true }
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            size: 0,
+            size_digits: 0,
+            trailer_bytes: 0,
+            line_empty: true,
+        }
     }
 
     /// True once the last chunk and the trailer section have been read.
@@ -443,9 +485,16 @@ pub fn write_head<'h>(
 
 /// Headers the runtime writes itself; an app's copies are dropped.
 pub fn is_runtime_header(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "date", "server", "keep-alive"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "date",
+        "server",
+        "keep-alive",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Appends the decimal digits of `n`.
@@ -466,7 +515,9 @@ pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
 /// Formats Unix seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn http_date(unix_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = unix_secs / 86_400;
     let secs = unix_secs % 86_400;
     let (y, m, d) = civil_from_days(days as i64);

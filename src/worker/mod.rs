@@ -44,6 +44,9 @@ pub struct WorkerLimits {
     pub threads: usize,
     /// This worker's own threshold (max-requests plus its delta and jitter).
     pub max_requests: Option<u64>,
+    /// Stop accepting right after the max-requests'th request (retire-first order: exact
+    /// counts, as uWSGI); otherwise keep serving until the replacement is ready.
+    pub drain_at_max_requests: bool,
     pub reload_on_rss: Option<u64>,
 }
 
@@ -99,6 +102,9 @@ impl WorkerShared {
     pub fn after_request(&self, served: u64) {
         if self.limits.max_requests == Some(served) {
             self.raise(flag::MAX_REQUESTS);
+            if self.limits.drain_at_max_requests {
+                self.request_drain();
+            }
         }
         if let (Some(limit), Some(probe)) = (self.limits.reload_on_rss, &self.memory) {
             let rss = probe.resident_bytes();
@@ -138,13 +144,20 @@ impl MemoryProbe {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
         let mut statm = vec![File::open("/proc/self/statm")?];
-        statm.extend(helpers.iter().filter_map(|pid| File::open(format!("/proc/{pid}/statm")).ok()));
+        statm.extend(
+            helpers
+                .iter()
+                .filter_map(|pid| File::open(format!("/proc/{pid}/statm")).ok()),
+        );
         Ok(MemoryProbe { statm, page })
     }
 
     /// Resident set size in bytes of the worker plus its helpers (0 for one unreadable).
     pub fn resident_bytes(&self) -> u64 {
-        self.statm.iter().map(|f| resident_pages(f) * self.page).sum()
+        self.statm
+            .iter()
+            .map(|f| resident_pages(f) * self.page)
+            .sum()
     }
 }
 
@@ -152,7 +165,10 @@ fn resident_pages(statm: &File) -> u64 {
     let mut buf = [0u8; 128];
     let n = statm.read_at(&mut buf, 0).unwrap_or(0);
     let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-    text.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// The child side of a fork: never returns.
@@ -180,7 +196,10 @@ fn prepare(spec: &ChildSpec) -> Result<(), i32> {
         error!("worker {}: cannot protect the scoreboard: {e}", spec.id);
         return Err(1);
     }
-    spec.board.slot(spec.slot).pid.store(getpid().as_raw(), Relaxed);
+    spec.board
+        .slot(spec.slot)
+        .pid
+        .store(getpid().as_raw(), Relaxed);
     Ok(())
 }
 
@@ -214,10 +233,17 @@ fn serve(spec: ChildSpec) -> i32 {
         }
     };
     let threads = spec.limits.threads.max(1);
-    let wakers: Result<Vec<_>, _> =
-        (0..threads).map(|_| EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map(Arc::new)).collect();
+    let wakers: Result<Vec<_>, _> = (0..threads)
+        .map(|_| {
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                .map(Arc::new)
+        })
+        .collect();
     let Ok(wakers) = wakers else { return 1 };
-    let memory = spec.limits.reload_on_rss.and_then(|_| MemoryProbe::open(&app.helper_pids()).ok());
+    let memory = spec
+        .limits
+        .reload_on_rss
+        .and_then(|_| MemoryProbe::open(&app.helper_pids()).ok());
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         app,

@@ -48,6 +48,9 @@ const SKIP_BODY: u64 = 1024 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a half-closed idle connection lingers for the client's FIN.
 const LINGER: Duration = Duration::from_secs(2);
+/// While draining, how long a just-accepted connection may take to send its first
+/// request (it was accepted for this worker, so only this worker can serve it).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
 /// One client connection.
 struct Conn {
@@ -63,6 +66,8 @@ struct Conn {
     close_after: bool,
     /// `100 Continue` was already sent for the head at the start of `rbuf`.
     continue_sent: bool,
+    /// Requests answered on this connection.
+    served: u64,
 }
 
 /// What a signalfd or wake event asks of a thread.
@@ -105,7 +110,10 @@ impl<'s> Runtime<'s> {
         if let Some(sfd) = signal_fd {
             epoll.add(sfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL))?;
         }
-        let limits = Limits { max_head: shared.limits.buffer_size, max_body: shared.limits.limit_post };
+        let limits = Limits {
+            max_head: shared.limits.buffer_size,
+            max_body: shared.limits.limit_post,
+        };
         Ok(Runtime {
             shared,
             thread,
@@ -167,7 +175,9 @@ impl<'s> Runtime<'s> {
     }
 
     fn on_signal(&mut self) -> Stop {
-        let Some(sfd) = self.signal_fd else { return Stop::None };
+        let Some(sfd) = self.signal_fd else {
+            return Stop::None;
+        };
         let mut stop = Stop::None;
         while let Ok(Some(info)) = sfd.read_signal() {
             match info.ssi_signo as i32 {
@@ -184,6 +194,11 @@ impl<'s> Runtime<'s> {
 
     fn accept_batch(&mut self, listener: RawFd) {
         for _ in 0..64 {
+            // A connection is served inline right after accept, so a drain can start
+            // inside this loop: stop accepting at once.
+            if self.shared.draining.load(Relaxed) {
+                return;
+            }
             match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
                 Ok(fd) => self.add_conn(fd),
                 Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
@@ -202,11 +217,16 @@ impl<'s> Runtime<'s> {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let token = self.next_conn;
         self.next_conn = (self.next_conn + 1) & CONN_MASK;
-        if let Err(e) = self.epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)) {
+        if let Err(e) = self.epoll.add(
+            fd.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token),
+        ) {
             warn!("cannot watch a new connection: {e}");
             return;
         }
-        let remote = getpeername::<SockaddrStorage>(raw).ok().and_then(|s| to_socket_addr(&s));
+        let remote = getpeername::<SockaddrStorage>(raw)
+            .ok()
+            .and_then(|s| to_socket_addr(&s));
         let deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
         let conn = Conn {
             fd,
@@ -217,6 +237,7 @@ impl<'s> Runtime<'s> {
             half_closed: false,
             close_after: false,
             continue_sent: false,
+            served: 0,
         };
         self.conns.insert(token, conn);
         // Data often arrives with the connection: serve it now rather than after another wait.
@@ -224,7 +245,9 @@ impl<'s> Runtime<'s> {
     }
 
     fn on_readable(&mut self, token: u64) {
-        let Some(mut conn) = self.conns.remove(&token) else { return };
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
         let keep = self.read_and_serve(&mut conn);
         if keep {
             self.conns.insert(token, conn);
@@ -290,7 +313,16 @@ impl<'s> Runtime<'s> {
     /// Serves the request starting at `pos`: Ok(Some(next)) when done, Ok(None) when
     /// more bytes are needed, Err when the connection must close.
     fn serve_one(&mut self, conn: &mut Conn, pos: usize) -> Result<Option<usize>, ()> {
-        let Conn { rbuf, wbuf, fd, remote, close_after, continue_sent, .. } = conn;
+        let Conn {
+            rbuf,
+            wbuf,
+            fd,
+            remote,
+            close_after,
+            continue_sent,
+            served,
+            ..
+        } = conn;
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let (req, info) = match http::parse_head(&rbuf[pos..], &mut storage, self.limits) {
             Ok(Some(parsed)) => parsed,
@@ -307,7 +339,9 @@ impl<'s> Runtime<'s> {
             if (buffered as u64) < n && n <= GATHER_BODY {
                 if info.expect_continue && !*continue_sent {
                     *continue_sent = true;
-                    if write_all(fd.as_raw_fd(), b"HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT).is_err() {
+                    if write_all(fd.as_raw_fd(), b"HTTP/1.1 100 Continue\r\n\r\n", IO_TIMEOUT)
+                        .is_err()
+                    {
                         return Err(());
                     }
                 }
@@ -321,7 +355,14 @@ impl<'s> Runtime<'s> {
         let method = req.method.unwrap_or("GET");
         let target = req.path.unwrap_or("/");
         let keep_alive = info.keep_alive && !self.shared.draining.load(Relaxed);
-        let mut request = Request::new(method, target, info.version, req.headers, *remote, &mut body);
+        let mut request = Request::new(
+            method,
+            target,
+            info.version,
+            req.headers,
+            *remote,
+            &mut body,
+        );
         let response = self.call_app(&mut request);
         let body_ok = body.skip_rest(SKIP_BODY) && body.failed.is_none();
         let keep_alive = keep_alive && body_ok && !wants_close(&response);
@@ -337,6 +378,7 @@ impl<'s> Runtime<'s> {
         if written.is_none() {
             return Err(());
         }
+        *served += 1;
         if !keep_alive {
             *close_after = true;
         }
@@ -350,7 +392,11 @@ impl<'s> Runtime<'s> {
         let app = &self.shared.app;
         let res = catch_unwind(AssertUnwindSafe(|| app.call(request)));
         res.unwrap_or_else(|_| {
-            error!("app panicked on {} {}; answering 500", request.method(), request.target());
+            error!(
+                "app panicked on {} {}; answering 500",
+                request.method(),
+                request.target()
+            );
             Response::text(500, &b"Internal Server Error\n"[..])
         })
     }
@@ -365,30 +411,66 @@ impl<'s> Runtime<'s> {
         keep_alive: bool,
         is_head: bool,
     ) -> Option<(u16, u64)> {
-        let Response { status, headers, body } = response;
+        let Response {
+            status,
+            headers,
+            body,
+        } = response;
         let app_headers = headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
         let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
         let start = wbuf.len();
         match body {
             Body::Empty => {
-                http::write_head(wbuf, info.version, status, app_headers, BodyFraming::Length(0), keep_alive, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    BodyFraming::Length(0),
+                    keep_alive,
+                    self.date.get(),
+                );
             }
             Body::Bytes(bytes) => {
                 let framing = BodyFraming::Length(bytes.len() as u64);
-                http::write_head(wbuf, info.version, status, app_headers, framing, keep_alive, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    framing,
+                    keep_alive,
+                    self.date.get(),
+                );
                 if !no_body {
                     wbuf.extend_from_slice(&bytes);
                 }
             }
             Body::Stream(chunks) => {
                 let chunked = info.version == Version::Http11;
-                let framing = if chunked { BodyFraming::Chunked } else { BodyFraming::Close };
+                let framing = if chunked {
+                    BodyFraming::Chunked
+                } else {
+                    BodyFraming::Close
+                };
                 let keep = keep_alive && chunked;
-                http::write_head(wbuf, info.version, status, app_headers, framing, keep, self.date.get());
+                http::write_head(
+                    wbuf,
+                    info.version,
+                    status,
+                    app_headers,
+                    framing,
+                    keep,
+                    self.date.get(),
+                );
                 let head_len = (wbuf.len() - start) as u64;
                 write_all(fd, wbuf, IO_TIMEOUT).ok()?;
                 wbuf.clear();
-                let sent = if no_body { 0 } else { stream_body(fd, chunks, chunked).ok()? };
+                let sent = if no_body {
+                    0
+                } else {
+                    stream_body(fd, chunks, chunked).ok()?
+                };
                 return Some((status, head_len + sent));
             }
         }
@@ -399,7 +481,15 @@ impl<'s> Runtime<'s> {
         debug!("rejecting request: {}", e.reason());
         let body = format!("{}\n", e.reason());
         let status = e.status();
-        http::write_head(wbuf, Version::Http11, status, std::iter::empty(), BodyFraming::Length(body.len() as u64), false, self.date.get());
+        http::write_head(
+            wbuf,
+            Version::Http11,
+            status,
+            std::iter::empty(),
+            BodyFraming::Length(body.len() as u64),
+            false,
+            self.date.get(),
+        );
         wbuf.extend_from_slice(body.as_bytes());
     }
 
@@ -409,7 +499,8 @@ impl<'s> Runtime<'s> {
         let slot = shared.slot();
         let core = &slot.cores[self.thread];
         let started = core.busy_since_ns.swap(0, Relaxed);
-        slot.busy_us.fetch_add(mono_ns().saturating_sub(started) / 1000, Relaxed);
+        slot.busy_us
+            .fetch_add(mono_ns().saturating_sub(started) / 1000, Relaxed);
         if let Some((status, bytes)) = written {
             slot.tx_bytes.fetch_add(bytes, Relaxed);
             if status >= 500 {
@@ -427,7 +518,15 @@ impl<'s> Runtime<'s> {
         }
         let now = mono_ns();
         for conn in self.conns.values_mut() {
-            if conn.rbuf.is_empty() && !conn.half_closed {
+            if !conn.rbuf.is_empty() || conn.half_closed {
+                continue;
+            }
+            if conn.served == 0 {
+                // Its first request is on the way: serve it (with Connection: close).
+                conn.deadline = conn
+                    .deadline
+                    .min(now + FIRST_REQUEST_GRACE.as_nanos() as u64);
+            } else {
                 half_close(conn, now);
             }
         }
@@ -435,7 +534,12 @@ impl<'s> Runtime<'s> {
 
     /// Closes connections past their deadline.
     fn sweep(&mut self, now: u64) {
-        let expired: Vec<u64> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
+        let expired: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
         for token in expired {
             if let Some(conn) = self.conns.remove(&token) {
                 if !conn.rbuf.is_empty() && !conn.half_closed {
@@ -461,7 +565,9 @@ fn half_close(conn: &mut Conn, now: u64) {
 }
 
 fn wants_close(r: &Response) -> bool {
-    r.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+    r.headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
 }
 
 fn stream_body(
@@ -524,7 +630,9 @@ struct DateCache {
 
 impl DateCache {
     fn refresh(&mut self) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if now != self.secs || self.text.is_empty() {
             self.secs = now;
             self.text = http::http_date(now);
@@ -535,4 +643,3 @@ impl DateCache {
         self.text.as_bytes()
     }
 }
-

@@ -8,7 +8,11 @@ use super::AppFactory;
 
 /// Wraps `inner` so that every worker changes directory and sets the environment first.
 /// Nothing to wrap when neither is configured.
-pub fn with_process_settings(inner: AppFactory, chdir: Option<PathBuf>, env: Vec<(String, String)>) -> AppFactory {
+pub fn with_process_settings(
+    inner: AppFactory,
+    chdir: Option<PathBuf>,
+    env: Vec<(String, String)>,
+) -> AppFactory {
     if chdir.is_none() && env.is_empty() {
         return inner;
     }

@@ -30,7 +30,13 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(sock: UnixStream) -> Self {
-        Channel { sock, out: Vec::with_capacity(4096), buf: vec![0; READ_BUFFER], start: 0, end: 0 }
+        Channel {
+            sock,
+            out: Vec::with_capacity(4096),
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+        }
     }
 
     /// Writes `out` in full and clears it.
@@ -53,7 +59,10 @@ impl Channel {
         self.fill(HEADER_LEN + len)?;
         let from = self.start + HEADER_LEN;
         self.start = from + len;
-        Ok(Frame { kind, range: from..from + len })
+        Ok(Frame {
+            kind,
+            range: from..from + len,
+        })
     }
 
     /// The payload of the last frame read.
@@ -77,7 +86,10 @@ impl Channel {
         while self.end - self.start < n {
             let got = self.sock.read(&mut self.buf[self.end..])?;
             if got == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the app child closed its socket"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the app child closed its socket",
+                ));
             }
             self.end += got;
         }

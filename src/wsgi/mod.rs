@@ -56,7 +56,9 @@ pub fn factory(spec: WsgiSpec, opts: WsgiOptions) -> AppFactory {
     Arc::new(move || match WsgiApp::start(&spec, &opts) {
         Ok(app) => Ok(Box::new(app) as Box<dyn App>),
         Err(why) if once.first() => Err(why),
-        Err(_) => Err("the app cannot be loaded (traceback printed by another worker above)".into()),
+        Err(_) => {
+            Err("the app cannot be loaded (traceback printed by another worker above)".into())
+        }
     })
 }
 
@@ -103,11 +105,15 @@ impl WsgiApp {
     fn start(spec: &WsgiSpec, opts: &WsgiOptions) -> Result<Self, String> {
         let python = interpreter(spec)?;
         let threads = opts.threads.max(1);
-        let pairs = (0..threads).map(|_| UnixStream::pair()).collect::<io::Result<Vec<_>>>();
+        let pairs = (0..threads)
+            .map(|_| UnixStream::pair())
+            .collect::<io::Result<Vec<_>>>();
         let pairs = pairs.map_err(|e| format!("socketpair: {e}"))?;
         let (ours, theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
         let mut cmd = adapter_command(&python, spec, opts, &theirs);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", python.display()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
         drop(theirs);
         let mut channels: Vec<Channel> = ours.into_iter().map(Channel::new).collect();
         let version = match await_ready(&mut channels[0]) {
@@ -115,18 +121,38 @@ impl WsgiApp {
             Err(why) => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                return Err(why.unwrap_or_else(|| format!("{} exited ({status}) before the app was loaded", python.display())));
+                return Err(why.unwrap_or_else(|| {
+                    format!(
+                        "{} exited ({status}) before the app was loaded",
+                        python.display()
+                    )
+                }));
             }
         };
-        info!("worker {}: python child {} ready ({}, {})", getpid(), child.id(), version, describe(spec));
-        let shared = Arc::new(Shared { idle: Mutex::new(channels), lost: AtomicBool::new(false) });
-        Ok(WsgiApp { shared, defaults: opts.defaults.clone(), child })
+        info!(
+            "worker {}: python child {} ready ({}, {})",
+            getpid(),
+            child.id(),
+            version,
+            describe(spec)
+        );
+        let shared = Arc::new(Shared {
+            idle: Mutex::new(channels),
+            lost: AtomicBool::new(false),
+        });
+        Ok(WsgiApp {
+            shared,
+            defaults: opts.defaults.clone(),
+            child,
+        })
     }
 
     /// One request on one channel; the channel goes back to the pool when done.
     fn exchange(&self, mut chan: Channel, req: &mut Request<'_>) -> Result<Response, Lost> {
         let has_body = has_body(req);
-        if let Err(BadRequest::NulInPath) = protocol::encode_request(&mut chan.out, req, has_body, &self.defaults) {
+        if let Err(BadRequest::NulInPath) =
+            protocol::encode_request(&mut chan.out, req, has_body, &self.defaults)
+        {
             chan.out.clear();
             self.shared.give_back(chan);
             return Ok(Response::text(400, &b"Bad Request: NUL in path\n"[..]));
@@ -143,9 +169,17 @@ impl WsgiApp {
                 }
                 kind::START => {
                     let head = protocol::parse_head(chan.payload(&frame));
-                    let stream = ChildStream { shared: self.shared.clone(), chan: Some(chan), awaiting_reply: false };
+                    let stream = ChildStream {
+                        shared: self.shared.clone(),
+                        chan: Some(chan),
+                        awaiting_reply: false,
+                    };
                     return Ok(match head {
-                        Ok(h) => Response { status: h.status, headers: h.headers, body: Body::Stream(Box::new(stream)) },
+                        Ok(h) => Response {
+                            status: h.status,
+                            headers: h.headers,
+                            body: Body::Stream(Box::new(stream)),
+                        },
                         Err(bad) => bad_head(bad),
                     });
                 }
@@ -153,7 +187,11 @@ impl WsgiApp {
                     self.shared.give_back(chan);
                     return Ok(Response::text(500, &b"Internal Server Error\n"[..]));
                 }
-                _ => return Err(Lost::Protocol("unexpected frame while waiting for a response")),
+                _ => {
+                    return Err(Lost::Protocol(
+                        "unexpected frame while waiting for a response",
+                    ))
+                }
             }
         }
     }
@@ -164,8 +202,15 @@ impl App for WsgiApp {
         if self.shared.lost.load(Relaxed) {
             return bad_gateway();
         }
-        let chan = self.shared.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let Some(chan) = chan else { return bad_gateway() };
+        let chan = self
+            .shared
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let Some(chan) = chan else {
+            return bad_gateway();
+        };
         match self.exchange(chan, req) {
             Ok(res) => res,
             Err(lost) => {
@@ -182,7 +227,10 @@ impl App for WsgiApp {
 
 impl Shared {
     fn give_back(&self, chan: Channel) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(chan);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(chan);
     }
 
     /// The child died or broke the protocol: this worker cannot serve any more. It
@@ -192,7 +240,10 @@ impl Shared {
         if self.lost.swap(true, Relaxed) {
             return;
         }
-        error!("worker {}: lost the python child ({why}); draining so the master replaces this worker", getpid());
+        error!(
+            "worker {}: lost the python child ({why}); draining so the master replaces this worker",
+            getpid()
+        );
         let _ = kill(getpid(), Signal::SIGTERM);
     }
 }
@@ -211,7 +262,9 @@ struct ChildStream {
 
 impl ChildStream {
     fn step(&mut self) -> Result<Option<Vec<u8>>, Lost> {
-        let Some(chan) = self.chan.as_mut() else { return Ok(None) };
+        let Some(chan) = self.chan.as_mut() else {
+            return Ok(None);
+        };
         if std::mem::take(&mut self.awaiting_reply) {
             protocol::push_frame(&mut chan.out, kind::NEXT, b"");
             chan.flush()?;
@@ -229,7 +282,9 @@ impl ChildStream {
                 }
                 kind::ABORT => {
                     self.finish();
-                    return Err(Lost::Protocol("the app failed while streaming (traceback above)"));
+                    return Err(Lost::Protocol(
+                        "the app failed while streaming (traceback above)",
+                    ));
                 }
                 // The request body is gone once the response streams: read as its end.
                 kind::READ => end_of_body(chan)?,
@@ -247,7 +302,9 @@ impl ChildStream {
     /// The runtime dropped the stream early (client gone, HEAD): tell the child, wait for
     /// its `END`, and only then reuse the channel.
     fn cancel(&mut self) -> Result<(), Lost> {
-        let Some(chan) = self.chan.as_mut() else { return Ok(()) };
+        let Some(chan) = self.chan.as_mut() else {
+            return Ok(());
+        };
         loop {
             if std::mem::take(&mut self.awaiting_reply) {
                 protocol::push_frame(&mut chan.out, kind::CANCEL, b"");
@@ -295,7 +352,11 @@ impl Drop for ChildStream {
 
 /// Answers a `READ` with up to the asked bytes of the request body.
 fn serve_read(chan: &mut Channel, frame: &Frame, req: &mut Request<'_>) -> Result<(), Lost> {
-    let asked = chan.payload(frame).get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let asked = chan
+        .payload(frame)
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
     let want = (asked.ok_or(Lost::Protocol("short READ frame"))? as usize).clamp(1, MAX_READ);
     let at = protocol::begin_frame(&mut chan.out, kind::DATA);
     let data_at = chan.out.len();
@@ -320,27 +381,46 @@ fn end_of_body(chan: &mut Channel) -> io::Result<()> {
 
 /// A `FULL` payload: `u32` head length, head, body.
 fn full_response(payload: &[u8]) -> Response {
-    let head_len = payload.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-    let Some(head_len) = head_len.map(|n| n as usize).filter(|n| 4 + n <= payload.len()) else {
+    let head_len = payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
+    let Some(head_len) = head_len
+        .map(|n| n as usize)
+        .filter(|n| 4 + n <= payload.len())
+    else {
         return bad_head(protocol::BadHead("a FULL frame shorter than its head"));
     };
     match protocol::parse_head(&payload[4..4 + head_len]) {
         Ok(h) => {
             let body = &payload[4 + head_len..];
-            let body = if body.is_empty() { Body::Empty } else { Body::Bytes(body.to_vec().into()) };
-            Response { status: h.status, headers: h.headers, body }
+            let body = if body.is_empty() {
+                Body::Empty
+            } else {
+                Body::Bytes(body.to_vec().into())
+            };
+            Response {
+                status: h.status,
+                headers: h.headers,
+                body,
+            }
         }
         Err(bad) => bad_head(bad),
     }
 }
 
 fn bad_head(bad: protocol::BadHead) -> Response {
-    error!("worker {}: the app sent a response head with {}; answering 500", getpid(), bad.0);
+    error!(
+        "worker {}: the app sent a response head with {}; answering 500",
+        getpid(),
+        bad.0
+    );
     Response::text(500, &b"Internal Server Error\n"[..])
 }
 
 fn bad_gateway() -> Response {
-    Response::text(502, &b"Bad Gateway: the app process is gone\n"[..]).with_header("Connection", "close")
+    Response::text(502, &b"Bad Gateway: the app process is gone\n"[..])
+        .with_header("Connection", "close")
 }
 
 /// Whether the request carries a body the app may read.
@@ -348,7 +428,10 @@ fn has_body(req: &Request<'_>) -> bool {
     if req.header("transfer-encoding").is_some() {
         return true;
     }
-    let len = req.header("content-length").and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let len = req
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     len.is_some_and(|n| n > 0)
 }
 
@@ -360,24 +443,43 @@ fn await_ready(chan: &mut Channel) -> Result<String, Option<String>> {
     match frame.kind {
         kind::READY => Ok(text),
         kind::LOAD_FAILED => Err(Some(text)),
-        _ => Err(Some(format!("unexpected first frame {:?} from the adapter", frame.kind as char))),
+        _ => Err(Some(format!(
+            "unexpected first frame {:?} from the adapter",
+            frame.kind as char
+        ))),
     }
 }
 
 /// `home/bin/python` when a home (virtualenv) is set, else `python3` on PATH.
 fn interpreter(spec: &WsgiSpec) -> Result<PathBuf, String> {
-    let Some(home) = &spec.home else { return Ok(PathBuf::from("python3")) };
+    let Some(home) = &spec.home else {
+        return Ok(PathBuf::from("python3"));
+    };
     ["bin/python", "bin/python3"]
         .iter()
         .map(|p| home.join(p))
         .find(|p| p.exists())
-        .ok_or_else(|| format!("home {}: no bin/python in it (is it a virtualenv?)", home.display()))
+        .ok_or_else(|| {
+            format!(
+                "home {}: no bin/python in it (is it a virtualenv?)",
+                home.display()
+            )
+        })
 }
 
 /// `python -u -c ADAPTER molt-wsgi FDS KIND TARGET CALLABLE MT MP NAME PORT [PYTHONPATH...]`
-fn adapter_command(python: &PathBuf, spec: &WsgiSpec, opts: &WsgiOptions, theirs: &[UnixStream]) -> Command {
+fn adapter_command(
+    python: &PathBuf,
+    spec: &WsgiSpec,
+    opts: &WsgiOptions,
+    theirs: &[UnixStream],
+) -> Command {
     let fds: Vec<RawFd> = theirs.iter().map(AsRawFd::as_raw_fd).collect();
-    let fd_list = fds.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let fd_list = fds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let (load_kind, target, callable) = load_target(spec);
     let mut cmd = Command::new(python);
     cmd.arg("-u")
@@ -401,7 +503,9 @@ fn adapter_command(python: &PathBuf, spec: &WsgiSpec, opts: &WsgiOptions, theirs
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if getppid() != worker {
-                return Err(io::Error::other("the worker died before the python child started"));
+                return Err(io::Error::other(
+                    "the worker died before the python child started",
+                ));
             }
             for fd in &fds {
                 if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {

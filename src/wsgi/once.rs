@@ -25,8 +25,17 @@ impl OnceFlag {
     pub fn new() -> Self {
         let len = NonZeroUsize::new(4096).expect("non-zero");
         // SAFETY: a fresh anonymous mapping, aliasing nothing.
-        let page = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) };
-        OnceFlag { page: page.ok().map(|p| p.cast::<AtomicBool>()) }
+        let page = unsafe {
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        };
+        OnceFlag {
+            page: page.ok().map(|p| p.cast::<AtomicBool>()),
+        }
     }
 
     /// True for the first caller across every process sharing the flag.

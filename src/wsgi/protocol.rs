@@ -91,7 +91,12 @@ pub struct ServerDefaults {
 /// The environ is `KEY\0VALUE\0KEY\0VALUE` (no trailing NUL), bytes as received, which
 /// the child decodes as latin-1: exactly PEP 3333's "native strings". Constant keys
 /// (`wsgi.*`) live in the child.
-pub fn encode_request(out: &mut Vec<u8>, req: &Request<'_>, has_body: bool, defaults: &ServerDefaults) -> Result<(), BadRequest> {
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    has_body: bool,
+    defaults: &ServerDefaults,
+) -> Result<(), BadRequest> {
     let at = begin_frame(out, kind::REQUEST);
     out.push(if has_body { FLAG_BODY } else { 0 });
     pair(out, b"REQUEST_METHOD", req.method().as_bytes());
@@ -114,7 +119,9 @@ pub fn encode_request(out: &mut Vec<u8>, req: &Request<'_>, has_body: bool, defa
 
 /// Strips the scheme and authority of an absolute-form target (`http://h/p` -> `/p`).
 fn origin_form(path: &str) -> &str {
-    let rest = path.strip_prefix("http://").or_else(|| path.strip_prefix("https://"));
+    let rest = path
+        .strip_prefix("http://")
+        .or_else(|| path.strip_prefix("https://"));
     match rest {
         Some(r) => r.find('/').map_or("/", |i| &r[i..]),
         None => path,
@@ -143,12 +150,24 @@ fn server_name_port(out: &mut Vec<u8>, host: Option<&[u8]>, defaults: &ServerDef
         None => (defaults.name.as_bytes(), defaults.port.as_bytes()),
     };
     pair(out, b"SERVER_NAME", name);
-    pair(out, b"SERVER_PORT", if port.is_empty() { defaults.port.as_bytes() } else { port });
+    pair(
+        out,
+        b"SERVER_PORT",
+        if port.is_empty() {
+            defaults.port.as_bytes()
+        } else {
+            port
+        },
+    );
 }
 
 /// Splits `host[:port]`, `[v6][:port]`.
 fn split_host(h: &[u8]) -> (&[u8], &[u8]) {
-    let bracket_end = if h.first() == Some(&b'[') { h.iter().position(|&b| b == b']') } else { None };
+    let bracket_end = if h.first() == Some(&b'[') {
+        h.iter().position(|&b| b == b']')
+    } else {
+        None
+    };
     let search_from = bracket_end.unwrap_or(0);
     match h[search_from..].iter().rposition(|&b| b == b':') {
         Some(i) => (&h[..search_from + i], &h[search_from + i + 1..]),
@@ -172,12 +191,25 @@ fn encode_headers(out: &mut Vec<u8>, req: &Request<'_>) {
         } else {
             out.push(0);
             out.extend_from_slice(b"HTTP_");
-            out.extend(name.bytes().map(|b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }));
+            out.extend(name.bytes().map(|b| {
+                if b == b'-' {
+                    b'_'
+                } else {
+                    b.to_ascii_uppercase()
+                }
+            }));
             out.push(0);
         }
         out.extend_from_slice(value);
-        let sep: &[u8] = if name.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
-        for (_, more) in all().skip(i + 1).filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        let sep: &[u8] = if name.eq_ignore_ascii_case("cookie") {
+            b"; "
+        } else {
+            b", "
+        };
+        for (_, more) in all()
+            .skip(i + 1)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             out.extend_from_slice(sep);
             out.extend_from_slice(more);
         }
@@ -235,7 +267,9 @@ pub fn parse_head(head: &[u8]) -> Result<Head, BadHead> {
     let status = parse_status(status_line)?;
     let mut headers = Vec::new();
     while let Some(name) = parts.next() {
-        let value = parts.next().ok_or(BadHead("a header name without a value"))?;
+        let value = parts
+            .next()
+            .ok_or(BadHead("a header name without a value"))?;
         if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
             return Err(BadHead("a header name that is not an HTTP token"));
         }
@@ -251,11 +285,15 @@ pub fn parse_head(head: &[u8]) -> Result<Head, BadHead> {
 }
 
 fn parse_status(line: &[u8]) -> Result<u16, BadHead> {
-    let code = line.get(..3).ok_or(BadHead("a status shorter than 3 digits"))?;
+    let code = line
+        .get(..3)
+        .ok_or(BadHead("a status shorter than 3 digits"))?;
     if !code.iter().all(u8::is_ascii_digit) || line.get(3).is_some_and(|&b| b != b' ') {
         return Err(BadHead("a status that is not 'NNN Reason'"));
     }
-    let n = code.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let n = code
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     if !(100..=999).contains(&n) {
         return Err(BadHead("a status outside 100-999"));
     }
@@ -302,12 +340,19 @@ mod tests {
     use super::*;
     use crate::app::Version;
 
-    fn environ(method: &str, target: &str, headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    fn environ(
+        method: &str,
+        target: &str,
+        headers: &[httparse::Header<'_>],
+    ) -> Vec<(String, String)> {
         let mut body = std::io::empty();
         let remote = "127.0.0.1:5555".parse().ok();
         let req = Request::new(method, target, Version::Http11, headers, remote, &mut body);
         let mut out = Vec::new();
-        let defaults = ServerDefaults { name: "localhost".into(), port: "8000".into() };
+        let defaults = ServerDefaults {
+            name: "localhost".into(),
+            port: "8000".into(),
+        };
         encode_request(&mut out, &req, false, &defaults).expect("encodes");
         let (k, len) = parse_header(&out).expect("header");
         assert_eq!(k, kind::REQUEST);
@@ -315,7 +360,10 @@ mod tests {
         let payload = &out[HEADER_LEN + 1..];
         let text: String = payload.iter().map(|&b| char::from(b)).collect();
         let items: Vec<&str> = text.split('\0').skip(1).collect();
-        items.chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect()
+        items
+            .chunks(2)
+            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+            .collect()
     }
 
     fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -325,11 +373,26 @@ mod tests {
     #[test]
     fn environ_has_the_required_keys() {
         let hs = [
-            httparse::Header { name: "Host", value: b"example.com:8080" },
-            httparse::Header { name: "Content-Type", value: b"text/plain" },
-            httparse::Header { name: "X-Thing", value: b"a" },
-            httparse::Header { name: "x-thing", value: b"b" },
-            httparse::Header { name: "X_Evil", value: b"c" },
+            httparse::Header {
+                name: "Host",
+                value: b"example.com:8080",
+            },
+            httparse::Header {
+                name: "Content-Type",
+                value: b"text/plain",
+            },
+            httparse::Header {
+                name: "X-Thing",
+                value: b"a",
+            },
+            httparse::Header {
+                name: "x-thing",
+                value: b"b",
+            },
+            httparse::Header {
+                name: "X_Evil",
+                value: b"c",
+            },
         ];
         let env = environ("GET", "/a%20b/%E9?x=%20", &hs);
         assert_eq!(get(&env, "REQUEST_METHOD"), Some("GET"));
@@ -361,7 +424,10 @@ mod tests {
     #[test]
     fn percent_decoding_refuses_nul_and_keeps_bad_escapes() {
         let mut out = Vec::new();
-        assert_eq!(percent_decode(&mut out, b"/%00"), Err(BadRequest::NulInPath));
+        assert_eq!(
+            percent_decode(&mut out, b"/%00"),
+            Err(BadRequest::NulInPath)
+        );
         out.clear();
         percent_decode(&mut out, b"/%zz%4").expect("ok");
         assert_eq!(out, b"/%zz%4");
@@ -369,7 +435,8 @@ mod tests {
 
     #[test]
     fn heads_parse_and_refuse_injection() {
-        let h = parse_head(b"404 Not Found\0Content-Type\0text/plain\0Content-Length\x003\0X-A\0b").expect("ok");
+        let h = parse_head(b"404 Not Found\0Content-Type\0text/plain\0Content-Length\x003\0X-A\0b")
+            .expect("ok");
         assert_eq!(h.status, 404);
         assert_eq!(h.headers.len(), 2);
         assert_eq!(h.headers[1].1, "b");
