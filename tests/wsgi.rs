@@ -183,11 +183,15 @@ fn streamed_responses_write_file_wrapper_and_close() {
     );
     assert_eq!(read_response(&mut r).unwrap().text(), "Hello, World!");
     // HEAD of a stream: no body, and the channel is usable afterwards.
-    let r = request(
-        &m.addr,
-        "HEAD /stream?n=3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    let mut s = connect(&m.addr).unwrap();
+    s.write_all(b"HEAD /stream?n=3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).unwrap();
+    assert!(
+        raw.starts_with("HTTP/1.1 200 OK") && !raw.contains("chunk 0"),
+        "{raw}"
     );
-    assert_eq!(r.unwrap().status, 200);
     assert_eq!(m.get("/").unwrap().text(), "Hello, World!");
 }
 
@@ -227,7 +231,12 @@ fn wsgiref_validator_reports_nothing() {
         "/nope",
     ] {
         let r = m.get(path).unwrap();
-        assert!(r.status < 500, "{path}: {}\n{}", r.status, m.log());
+        let expected = if path == "/exc-info" {
+            503
+        } else {
+            r.status.min(404)
+        };
+        assert_eq!(r.status, expected, "{path}\n{}", m.log());
     }
     let body = b"line one\nline two\n";
     let r = post(
