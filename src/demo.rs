@@ -6,6 +6,7 @@
 //! - `GET /sleep?ms=N` -> answers after N ms
 //! - `GET /crash` -> the worker aborts
 //! - `POST /echo` -> the request body back
+//! - `GET /env?name=NAME` -> the worker's environment variable NAME (404 if unset)
 //!
 //! `MOLT_DEMO_BOOT` makes each worker's boot misbehave, to try recycling rules on a
 //! slow or broken app: `delay:MS` (boot takes MS ms), `fail` (the app cannot load),
@@ -52,6 +53,7 @@ impl App for Demo {
             "/sleep" => sleep(req),
             "/crash" => std::process::abort(),
             "/echo" => echo(req),
+            "/env" => env_var(req),
             _ => Response::text(404, &b"Not Found\n"[..]),
         }
     }
@@ -87,6 +89,14 @@ fn echo(req: &mut Request<'_>) -> Response {
     match req.read_body() {
         Ok(body) => Response::new(200, "application/octet-stream", body),
         Err(e) => Response::text(400, format!("cannot read body: {e}\n").into_bytes()),
+    }
+}
+
+fn env_var(req: &Request<'_>) -> Response {
+    let value = req.query_param("name").and_then(|n| std::env::var(n).ok());
+    match value {
+        Some(v) => Response::text(200, v.into_bytes()),
+        None => Response::text(404, &b"unset\n"[..]),
     }
 }
 

@@ -78,7 +78,11 @@ where
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let loaded = load_or_exit(args);
-    exit_with(master::run(loaded, Arc::new(factory)))
+    let factory: worker::AppFactory = Arc::new(factory);
+    exit_with(master::run(
+        loaded,
+        Arc::new(move |_: &config::Config| factory.clone()),
+    ))
 }
 
 /// Loads the configuration from the command line, or prints what `--help`,

@@ -12,8 +12,7 @@ fn main() {
     molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let loaded = molt::load_or_exit(args);
-    let app = app_factory(&loaded.config);
-    molt::exit_with(master::run(loaded, app))
+    molt::exit_with(master::run(loaded, Arc::new(app_factory)))
 }
 
 /// The factory that builds the configured app inside each worker, after `chdir`/`env`.

@@ -11,7 +11,9 @@
 //! }
 //! ```
 
+mod logfile;
 mod pidfile;
+mod reload;
 mod sample;
 pub mod signals;
 
@@ -24,13 +26,13 @@ use log::{error, info, warn};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::getpid;
 
-use crate::config::{Config, RecycleOrder};
+use crate::config::{Config, Loaded, RecycleOrder};
 use crate::error::Error;
 use crate::listen::{bind_all, Bound};
 use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, Reason, Shutdown};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
 use crate::sys::{RealSys, SpawnRequest, Sys};
-use crate::worker::{AppFactory, ChildSpec, WorkerLimits};
+use crate::worker::{AppFactory, ChildSpec, WorkerLimits, WorkerSetup};
 pub use pidfile::Pidfile;
 use signals::{Pending, Signals};
 
@@ -89,8 +91,10 @@ impl<S: Sys> Master<S> {
     }
 
     /// Applies signals, in priority order: shutdown beats reload beats respawn; once a
-    /// shutdown has begun, the pool ignores reloads and respawns.
-    pub fn on_signals(&mut self, p: Pending) {
+    /// shutdown has begun, the pool ignores reloads and respawns. Returns true when a
+    /// reload (SIGHUP) is due: the caller re-reads the configuration, then calls
+    /// [`Master::reload`].
+    pub fn on_signals(&mut self, p: Pending) -> bool {
         if p.int_or_quit > 0 {
             info!("SIGINT/SIGQUIT: quick shutdown");
             self.pool.shutdown(Shutdown::Quick);
@@ -102,11 +106,10 @@ impl<S: Sys> Master<S> {
         let stopping = self.pool.shutting_down().is_some();
         if stopping && (p.hup > 0 || p.usr1 > 0 || p.ttin > 0 || p.ttou > 0) {
             info!("shutting down: ignoring SIGHUP/SIGUSR1/SIGTTIN/SIGTTOU");
-            return;
+            return false;
         }
         if p.hup > 0 {
-            info!("SIGHUP: reloading (graceful respawn of every worker)");
-            self.pool.respawn_all(Reason::Reload);
+            info!("SIGHUP: reloading the configuration");
         } else if p.usr1 > 0 {
             info!("SIGUSR1: graceful respawn of every worker");
             self.pool.respawn_all(Reason::Respawn);
@@ -119,6 +122,17 @@ impl<S: Sys> Master<S> {
             );
             self.pool.set_target(target);
         }
+        p.hup > 0
+    }
+
+    /// Applies a re-read configuration: new limits and worker count; every worker is
+    /// then replaced gracefully so it runs with the new settings and app.
+    pub fn reload(&mut self, cfg: &Config) {
+        self.pool.set_limits(limits_of(cfg));
+        self.pool.set_target(cfg.processes);
+        self.threads = cfg.threads;
+        self.sample_every = pool::nanos(cfg.memory_sample_interval);
+        self.pool.respawn_all(Reason::Reload);
     }
 
     /// One turn after the wait: reap, sample, plan, apply. Returns the outcome on exit.
@@ -132,6 +146,13 @@ impl<S: Sys> Master<S> {
 
     fn reap(&mut self, now: Nanos) {
         for (pid, how) in self.sys.reap() {
+            // The slot's last words (final count, recycle flags) decide how to read the exit.
+            if let Some(w) = self.pool.worker(pid) {
+                let mut obs =
+                    sample::read_slot(self.board.slot(w.slot), w.generation, self.threads);
+                obs.rss = w.obs.rss;
+                self.pool.observe(pid, obs, now);
+            }
             match self.pool.exited(pid, how, now) {
                 Some(report) => sample::log_exit(&report),
                 None => info!("reaped pid {pid} ({how}), not a worker"),
@@ -233,22 +254,80 @@ fn verb(reason: &Reason) -> &'static str {
     }
 }
 
+/// Builds the app factory for a configuration (re-run on every reload).
+pub type AppMaker = Arc<dyn Fn(&Config) -> AppFactory + Send + Sync>;
+
+/// What does not change across reloads: the fds and mappings workers inherit.
+struct Fixed {
+    listener_fds: Vec<RawFd>,
+    board: Arc<Scoreboard>,
+    close_fds: Vec<RawFd>,
+    notify_write: RawFd,
+    master_pid: nix::unistd::Pid,
+}
+
+impl Fixed {
+    /// The closure that prepares each fork's [`ChildSpec`] under `cfg`.
+    fn builder(&self, cfg: &Config, app: AppFactory) -> Box<dyn Fn(&SpawnRequest) -> ChildSpec> {
+        let (listeners, board, close_fds) = (
+            self.listener_fds.clone(),
+            self.board.clone(),
+            self.close_fds.clone(),
+        );
+        let (notify_fd, master_pid) = (self.notify_write, self.master_pid);
+        let base = WorkerLimits {
+            buffer_size: cfg.buffer_size,
+            limit_post: cfg.limit_post,
+            header_timeout: cfg.header_timeout,
+            keepalive_timeout: cfg.keepalive_timeout,
+            threads: cfg.threads,
+            max_requests: None,
+            drain_at_max_requests: cfg.recycle_order == RecycleOrder::RetireFirst,
+            reload_on_rss: cfg.reload_on_rss,
+        };
+        let setup = WorkerSetup::from_config(cfg);
+        Box::new(move |req: &SpawnRequest| ChildSpec {
+            id: req.id,
+            slot: req.slot,
+            listeners: listeners.clone(),
+            board: board.clone(),
+            notify_fd,
+            close_fds: close_fds.clone(),
+            master_signals: signals::HANDLED.to_vec(),
+            master_pid,
+            limits: WorkerLimits {
+                max_requests: req.max_requests,
+                ..base.clone()
+            },
+            setup: setup.clone(),
+            app: app.clone(),
+        })
+    }
+}
+
 /// Everything the master owns while it runs.
 struct Running {
     master: Master<RealSys>,
     signals: Signals,
     notify_read: OwnedFd,
+    loaded: Loaded,
+    make_app: AppMaker,
+    fixed: Fixed,
+    touch: reload::TouchWatch,
     _listeners: Vec<Bound>,
     _pidfile: Option<Pidfile>,
 }
 
-/// Runs molt with the loaded configuration until shutdown. `app` builds the app inside
-/// each worker.
-pub fn run(loaded: crate::config::Loaded, app: AppFactory) -> Result<(), Error> {
+/// Runs molt with the loaded configuration until shutdown. `make_app` builds the app
+/// factory for a configuration; the factory runs inside each worker.
+pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
+    if let Some(path) = &loaded.config.logto {
+        logfile::redirect_stderr(path).map_err(|e| Error::os("opening logto", e))?;
+    }
     for notice in &loaded.notices {
         warn!("{notice}");
     }
-    let cfg = &loaded.config;
+    let cfg = loaded.config.clone();
     signals::block().map_err(|e| Error::os("blocking signals", e))?;
     let signals = Signals::install().map_err(|e| Error::os("installing signal handlers", e))?;
     let listeners = bind_all(&cfg.listeners, cfg.listen)?;
@@ -258,20 +337,20 @@ pub fn run(loaded: crate::config::Loaded, app: AppFactory) -> Result<(), Error> 
     let board = Arc::new(Scoreboard::new().map_err(|e| Error::os("mapping the scoreboard", e))?);
     let (notify_read, notify_write) = notify_pipe()?;
     let pidfile = cfg.pidfile.as_deref().map(Pidfile::create).transpose()?;
-    let build = spec_builder(
-        cfg,
-        &listeners,
-        &board,
-        &signals,
-        notify_read.as_raw_fd(),
+    let mut close_fds = signals.fds();
+    close_fds.push(notify_read.as_raw_fd());
+    let fixed = Fixed {
+        listener_fds: listeners.iter().map(Bound::raw).collect(),
+        board: board.clone(),
+        close_fds,
         notify_write,
-        app,
-    );
-    let sys = RealSys::new(build, board.clone());
+        master_pid: getpid(),
+    };
+    let sys = RealSys::new(fixed.builder(&cfg, make_app(&cfg)), board.clone());
     let seed = cfg
         .jitter_seed
         .unwrap_or_else(|| crate::scoreboard::mono_ns() ^ u64::from(std::process::id()));
-    let pool = Pool::new(cfg.processes, limits_of(cfg), seed);
+    let pool = Pool::new(cfg.processes, limits_of(&cfg), seed);
     let master = Master::new(sys, pool, board, cfg.threads, cfg.memory_sample_interval);
     info!(
         "molt {} master pid {} starting {} worker(s)",
@@ -279,10 +358,15 @@ pub fn run(loaded: crate::config::Loaded, app: AppFactory) -> Result<(), Error> 
         getpid(),
         cfg.processes
     );
+    let touch = reload::TouchWatch::new(&cfg.touch_reload);
     let mut running = Running {
         master,
         signals,
         notify_read,
+        loaded,
+        make_app,
+        fixed,
+        touch,
         _listeners: listeners,
         _pidfile: pidfile,
     };
@@ -302,12 +386,51 @@ impl Running {
     fn event_loop(&mut self) -> Result<Outcome, Error> {
         loop {
             let pending = self.signals.take();
-            self.master.on_signals(pending);
+            if pending.usr2 > 0 {
+                self.reopen_logs();
+            }
+            let hup = self.master.on_signals(pending);
+            if (hup || self.touch.changed()) && self.master.pool.shutting_down().is_none() {
+                self.reload();
+            }
             drain(self.notify_read.as_raw_fd());
             if let Some(outcome) = self.master.turn() {
                 return Ok(outcome);
             }
             self.wait()?;
+        }
+    }
+
+    /// Re-reads the configuration; a valid one is applied, an invalid one changes nothing.
+    fn reload(&mut self) {
+        let Some(new) = reload::reread(&self.loaded) else {
+            return;
+        };
+        let app = (self.make_app)(&new.config);
+        self.master
+            .sys
+            .set_builder(self.fixed.builder(&new.config, app));
+        self.master.reload(&new.config);
+        self.touch = reload::TouchWatch::new(&new.config.touch_reload);
+        self.loaded = new;
+    }
+
+    /// SIGUSR2: reopen `logto` here, then in every worker.
+    fn reopen_logs(&mut self) {
+        let Some(path) = self.loaded.config.logto.clone() else {
+            info!("SIGUSR2: no logto file to reopen");
+            return;
+        };
+        if let Err(e) = logfile::redirect_stderr(&path) {
+            error!("SIGUSR2: cannot reopen {}: {e}", path.display());
+            return;
+        }
+        info!("SIGUSR2: reopened {}", path.display());
+        for w in &self.master.pool.workers {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(w.pid),
+                nix::sys::signal::Signal::SIGUSR2,
+            );
         }
     }
 
@@ -343,47 +466,6 @@ fn drain(fd: RawFd) {
     let mut buf = [0u8; 512];
     // SAFETY: reading into a local buffer from an fd we own.
     while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-}
-
-fn spec_builder(
-    cfg: &Config,
-    listeners: &[Bound],
-    board: &Arc<Scoreboard>,
-    signals: &Signals,
-    notify_read: RawFd,
-    notify_write: RawFd,
-    app: AppFactory,
-) -> Box<dyn Fn(&SpawnRequest) -> ChildSpec> {
-    let listener_fds: Vec<RawFd> = listeners.iter().map(Bound::raw).collect();
-    let mut close_fds = signals.fds();
-    close_fds.push(notify_read);
-    let board = board.clone();
-    let master_pid = getpid();
-    let base = WorkerLimits {
-        buffer_size: cfg.buffer_size,
-        limit_post: cfg.limit_post,
-        header_timeout: cfg.header_timeout,
-        keepalive_timeout: cfg.keepalive_timeout,
-        threads: cfg.threads,
-        max_requests: None,
-        drain_at_max_requests: cfg.recycle_order == RecycleOrder::RetireFirst,
-        reload_on_rss: cfg.reload_on_rss,
-    };
-    Box::new(move |req: &SpawnRequest| ChildSpec {
-        id: req.id,
-        slot: req.slot,
-        listeners: listener_fds.clone(),
-        board: board.clone(),
-        notify_fd: notify_write,
-        close_fds: close_fds.clone(),
-        master_signals: signals::HANDLED.to_vec(),
-        master_pid,
-        limits: WorkerLimits {
-            max_requests: req.max_requests,
-            ..base.clone()
-        },
-        app: app.clone(),
-    })
 }
 
 fn cleanup_unix_sockets(listeners: &[Bound]) {

@@ -34,6 +34,9 @@ pub fn log_exit(r: &ExitReport) {
         r.lived.as_secs_f64(),
         r.requests
     );
+    if let Some(reason) = &r.self_retired {
+        info!("worker {} (pid {}) recycling: {reason}", r.id, r.pid);
+    }
     if r.expected {
         info!("{summary}");
         return;

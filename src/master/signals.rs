@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 /// Every signal the master handles.
-pub const HANDLED: [Signal; 8] = [
+pub const HANDLED: [Signal; 9] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGQUIT,
     Signal::SIGHUP,
     Signal::SIGUSR1,
+    Signal::SIGUSR2,
     Signal::SIGTTIN,
     Signal::SIGTTOU,
     Signal::SIGCHLD,
@@ -30,6 +31,7 @@ pub struct Pending {
     pub int_or_quit: usize,
     pub hup: usize,
     pub usr1: usize,
+    pub usr2: usize,
     pub ttin: usize,
     pub ttou: usize,
     pub chld: usize,
@@ -82,6 +84,7 @@ impl Signals {
             int_or_quit: take(Signal::SIGINT) + take(Signal::SIGQUIT),
             hup: take(Signal::SIGHUP),
             usr1: take(Signal::SIGUSR1),
+            usr2: take(Signal::SIGUSR2),
             ttin: take(Signal::SIGTTIN),
             ttou: take(Signal::SIGTTOU),
             chld: take(Signal::SIGCHLD),

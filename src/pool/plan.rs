@@ -50,6 +50,8 @@ pub struct ExitReport {
     pub last_rss: Option<u64>,
     /// The next spawn waits this long (quick failures back off exponentially).
     pub backoff: Duration,
+    /// It retired itself (after raising a recycle flag) before the master told it to.
+    pub self_retired: Option<Reason>,
 }
 
 /// The pool: every worker process the master owns, and the rules it plans with.
@@ -223,7 +225,9 @@ impl Pool {
                 }
             }
         }
-        let expected = matches!(w.phase, Phase::Draining { .. } | Phase::Killed { .. });
+        let self_retired = self_retirement(&w, how);
+        let expected = self_retired.is_some()
+            || matches!(w.phase, Phase::Draining { .. } | Phase::Killed { .. });
         let boot_timeout = matches!(
             &w.phase,
             Phase::Killed {
@@ -254,6 +258,7 @@ impl Pool {
                     .get(&w.id)
                     .map_or(0, |b| b.not_before.saturating_sub(now)),
             ),
+            self_retired,
         })
     }
 
@@ -558,6 +563,25 @@ impl Pool {
             }
         }
     }
+}
+
+/// A worker that exits 0 after raising a recycle flag retired itself (retire-first
+/// max-requests, or memory): that is a recycle, not a crash.
+fn self_retirement(w: &Worker, how: ExitKind) -> Option<Reason> {
+    if how != ExitKind::Exited(0)
+        || matches!(w.phase, Phase::Draining { .. } | Phase::Killed { .. })
+    {
+        return None;
+    }
+    if w.obs.wants_rss {
+        let limit = w.obs.rss.unwrap_or(0);
+        return Some(Reason::Rss { rss: limit, limit });
+    }
+    let limit = w.max_requests?;
+    w.obs.wants_max_requests.then_some(Reason::MaxRequests {
+        served: w.obs.requests,
+        limit,
+    })
 }
 
 /// Planned reasons obey the recycle cap; urgent ones and shutdown do not.

@@ -34,6 +34,13 @@ impl RealSys {
     }
 }
 
+impl RealSys {
+    /// Replaces how children are prepared (after a reload).
+    pub fn set_builder(&mut self, build: SpecBuilder) {
+        self.build = build;
+    }
+}
+
 impl Sys for RealSys {
     fn spawn(&mut self, req: &SpawnRequest) -> io::Result<i32> {
         self.board.reset(req.slot, req.generation);

@@ -9,6 +9,7 @@
 pub mod body;
 pub mod http;
 pub mod io;
+mod privileges;
 pub mod runtime;
 pub mod settings;
 
@@ -50,6 +51,29 @@ pub struct WorkerLimits {
     pub reload_on_rss: Option<u64>,
 }
 
+/// Process settings a worker applies to itself after fork, before loading the app.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSetup {
+    pub chdir: Option<std::path::PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub uid: Option<crate::config::UserId>,
+    pub gid: Option<crate::config::GroupId>,
+    /// Reopened on SIGUSR2 (after the master reopened it).
+    pub logto: Option<std::path::PathBuf>,
+}
+
+impl WorkerSetup {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        WorkerSetup {
+            chdir: cfg.chdir.clone(),
+            env: cfg.env.clone(),
+            uid: cfg.uid.clone(),
+            gid: cfg.gid.clone(),
+            logto: cfg.logto.clone(),
+        }
+    }
+}
+
 /// Everything a child needs, prepared by the master before fork.
 pub struct ChildSpec {
     pub id: u32,
@@ -64,6 +88,7 @@ pub struct ChildSpec {
     pub master_signals: Vec<Signal>,
     pub master_pid: Pid,
     pub limits: WorkerLimits,
+    pub setup: WorkerSetup,
     pub app: AppFactory,
 }
 
@@ -79,6 +104,8 @@ pub struct WorkerShared {
     notify_fd: RawFd,
     wakers: Vec<Arc<EventFd>>,
     memory: Option<MemoryProbe>,
+    /// The `logto` file, reopened on SIGUSR2.
+    pub logto: Option<std::path::PathBuf>,
 }
 
 impl WorkerShared {
@@ -200,7 +227,26 @@ fn prepare(spec: &ChildSpec) -> Result<(), i32> {
         .slot(spec.slot)
         .pid
         .store(getpid().as_raw(), Relaxed);
-    Ok(())
+    apply_setup(spec.id, &spec.setup)
+}
+
+/// chdir, environment, then the privilege drop (always last: it may remove the right to
+/// do the others).
+fn apply_setup(id: u32, setup: &WorkerSetup) -> Result<(), i32> {
+    if let Some(dir) = &setup.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            error!("worker {id}: chdir {}: {e}", dir.display());
+            return Err(EXIT_APP_LOAD);
+        }
+    }
+    for (k, v) in &setup.env {
+        // The child is single-threaded here, so changing the environment is sound.
+        std::env::set_var(k, v);
+    }
+    privileges::drop_to(setup.uid.as_ref(), setup.gid.as_ref()).map_err(|e| {
+        error!("worker {id}: cannot drop privileges: {e}");
+        EXIT_APP_LOAD
+    })
 }
 
 fn reset_signals(master_signals: &[Signal]) {
@@ -254,13 +300,19 @@ fn serve(spec: ChildSpec) -> i32 {
         notify_fd: spec.notify_fd,
         wakers: wakers.clone(),
         memory,
+        logto: spec.setup.logto.clone(),
     };
     run_threads(&shared, &wakers, &signals, spec.id)
 }
 
 fn worker_signalfd() -> nix::Result<SignalFd> {
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR2,
+    ] {
         mask.add(s);
     }
     mask.thread_block()?;

@@ -183,6 +183,7 @@ impl<'s> Runtime<'s> {
             match info.ssi_signo as i32 {
                 libc::SIGTERM => stop = stop.max_with(Stop::Graceful),
                 libc::SIGINT | libc::SIGQUIT => stop = Stop::Immediate,
+                libc::SIGUSR2 => self.reopen_log(),
                 _ => {}
             }
         }
@@ -190,6 +191,24 @@ impl<'s> Runtime<'s> {
             self.shared.request_drain();
         }
         stop
+    }
+
+    /// SIGUSR2 from the master (which reopened the file first): point stderr at the new file.
+    fn reopen_log(&self) {
+        let Some(path) = &self.shared.logto else {
+            return;
+        };
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        match opened {
+            // SAFETY: dup2 of a valid fd onto stderr.
+            Ok(f) => unsafe {
+                libc::dup2(f.as_raw_fd(), 2);
+            },
+            Err(e) => warn!("cannot reopen {}: {e}", path.display()),
+        }
     }
 
     fn accept_batch(&mut self, listener: RawFd) {
