@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use molt::config::{AppSpec, Config, ListenAddr};
-use molt::worker::settings::with_process_settings;
 use molt::worker::AppFactory;
 use molt::wsgi::{self, ServerDefaults, WsgiOptions};
 use molt::{demo, master};
@@ -15,9 +14,10 @@ fn main() {
     molt::exit_with(master::run(loaded, Arc::new(app_factory)))
 }
 
-/// The factory that builds the configured app inside each worker, after `chdir`/`env`.
+/// The factory that builds the configured app inside each worker (after the worker's
+/// own setup has applied `chdir` and `env`, so the Python child inherits them).
 fn app_factory(cfg: &Config) -> AppFactory {
-    let app: AppFactory = match &cfg.app {
+    match &cfg.app {
         AppSpec::Demo | AppSpec::None => Arc::new(demo::boot),
         AppSpec::Wsgi(spec) => {
             let opts = WsgiOptions {
@@ -27,8 +27,7 @@ fn app_factory(cfg: &Config) -> AppFactory {
             };
             wsgi::factory(spec.clone(), opts)
         }
-    };
-    with_process_settings(app, cfg.chdir.clone(), cfg.env.clone())
+    }
 }
 
 /// SERVER_NAME/SERVER_PORT for requests without a Host header: the first listener.

@@ -11,7 +11,6 @@ pub mod http;
 pub mod io;
 mod privileges;
 pub mod runtime;
-pub mod settings;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
