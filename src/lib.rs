@@ -23,6 +23,7 @@
 //! - [`scoreboard`]: shared-memory slots, one per worker process.
 //! - [`listen`]: binding listeners.
 //! - [`worker`]: child setup and the HTTP/1.1 runtime.
+//! - [`wsgi`]: Python WSGI apps, served by a Python child of each worker over socketpairs.
 //! - [`app`]: the public API an application implements; [`demo`]: the built-in demo app.
 //!
 //! # Using molt as a library
@@ -53,6 +54,7 @@ pub mod pool;
 pub mod scoreboard;
 pub mod sys;
 pub mod worker;
+pub mod wsgi;
 
 use std::sync::Arc;
 
