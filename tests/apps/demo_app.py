@@ -14,14 +14,18 @@
 /environ     selected environ keys, one per line
 /file        wsgi.file_wrapper over this file
 /closed      how many iterables had close() called (counts across requests)
+/barrier?n=N waits (10 s at most) until N requests are inside it at once: 200, else 503
 """
 import os
 import sys
+import threading
 import time
 from urllib.parse import parse_qs
 
 LEAKED = []
 CLOSED = [0]
+BARRIERS = {}
+BARRIERS_LOCK = threading.Lock()
 
 
 def text(start_response, body, status='200 OK', extra=()):
@@ -70,6 +74,15 @@ def application(environ, start_response):
         ms = number(environ, 'ms')
         time.sleep(ms / 1000.0)
         return text(start_response, 'slept %d ms\n' % ms)
+    if path == '/barrier':
+        n = number(environ, 'n')
+        with BARRIERS_LOCK:
+            barrier = BARRIERS.setdefault(n, threading.Barrier(n, timeout=10))
+        try:
+            barrier.wait()
+            return text(start_response, 'met %d\n' % n)
+        except threading.BrokenBarrierError:
+            return text(start_response, 'alone\n', status='503 Service Unavailable')
     if path == '/crash':
         os.abort()
     if path == '/echo':
