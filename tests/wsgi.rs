@@ -492,6 +492,34 @@ fn django_admin_login_with_uwsgi_style_options_and_recycling() {
         "--vacuum",
     ];
     let m = Molt::start(&args, 2);
+    check_django(&m);
+}
+
+/// The uwsgi.ini a Django deployment has, unchanged: molt reads it as uWSGI would.
+#[test]
+fn django_from_a_usual_uwsgi_ini() {
+    let dir = TempDir::new("django-ini");
+    let root = django_project(&dir);
+    let ini = root.join("uwsgi.ini");
+    let text = "[uwsgi]\n\
+        # the project directory is this file's directory\n\
+        chdir = %d\n\
+        module = mysite.wsgi:application\n\
+        env = DJANGO_SETTINGS_MODULE=mysite.settings\n\
+        master = true\n\
+        processes = 2\n\
+        http-socket = 127.0.0.1:0\n\
+        max-requests = 10\n\
+        harakiri = 20\n\
+        vacuum = true\n";
+    std::fs::write(&ini, text).expect("write uwsgi.ini");
+    let m = Molt::start(&[ini.to_str().expect("utf-8 path")], 2);
+    check_django(&m);
+}
+
+/// The admin login page with its CSRF form, a POST to it, then recycling under load
+/// with zero failed requests.
+fn check_django(m: &Molt) {
     let r = m.get("/admin/login/").expect("GET /admin/login/");
     assert_eq!(r.status, 200, "{}", m.log());
     let page = r.text();
@@ -523,7 +551,7 @@ fn django_admin_login_with_uwsgi_style_options_and_recycling() {
     );
     let r = post(&m.addr, "/admin/login/", "Content-Length: 0\r\n", b"");
     assert_eq!(r.status, 403, "no CSRF token: Django refuses");
-    zero_failures_while(&m, "/admin/login/", |m| {
+    zero_failures_while(m, "/admin/login/", |m| {
         assert!(
             m.wait_log_count("recycling: max-requests", 2, T),
             "{}",
