@@ -538,51 +538,28 @@ impl<'s> Runtime<'s> {
         } = response;
         let app_headers = headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
         let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
+        let chunked = info.version == Version::Http11;
+        let (framing, keep_alive) = match &body {
+            Body::Empty => (BodyFraming::Length(0), keep_alive),
+            Body::Bytes(bytes) => (BodyFraming::Length(bytes.len() as u64), keep_alive),
+            // A stream without chunked coding (HTTP/1.0) is delimited by closing.
+            Body::Stream(_) if chunked => (BodyFraming::Chunked, keep_alive),
+            Body::Stream(_) => (BodyFraming::Close, false),
+        };
         let start = wbuf.len();
+        let date = self.date.get();
+        http::write_head(
+            wbuf,
+            info.version,
+            status,
+            app_headers,
+            framing,
+            keep_alive,
+            date,
+        );
         match body {
-            Body::Empty => {
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    BodyFraming::Length(0),
-                    keep_alive,
-                    self.date.get(),
-                );
-            }
-            Body::Bytes(bytes) => {
-                let framing = BodyFraming::Length(bytes.len() as u64);
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    framing,
-                    keep_alive,
-                    self.date.get(),
-                );
-                if !no_body {
-                    wbuf.extend_from_slice(&bytes);
-                }
-            }
+            Body::Bytes(bytes) if !no_body => wbuf.extend_from_slice(&bytes),
             Body::Stream(chunks) => {
-                let chunked = info.version == Version::Http11;
-                let framing = if chunked {
-                    BodyFraming::Chunked
-                } else {
-                    BodyFraming::Close
-                };
-                let keep = keep_alive && chunked;
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    framing,
-                    keep,
-                    self.date.get(),
-                );
                 let head_len = (wbuf.len() - start) as u64;
                 write_all(fd, wbuf, IO_TIMEOUT).ok()?;
                 wbuf.clear();
@@ -593,6 +570,7 @@ impl<'s> Runtime<'s> {
                 };
                 return Some((status, head_len + sent));
             }
+            _ => {}
         }
         Some((status, (wbuf.len() - start) as u64))
     }
