@@ -134,3 +134,135 @@ fn reload_to_an_app_that_cannot_boot_keeps_the_old_workers() {
     assert_eq!(m.get("/").unwrap().status, 200, "still serving");
     assert!(old.iter().all(|p| alive(*p)), "old workers kept");
 }
+
+/// A3: all workers hit max-requests together, yet at most N + K processes ever exist and
+/// at least N - K keep serving (K = max-concurrent-recycles = 1).
+#[test]
+fn recycles_are_capped_when_every_worker_hits_its_limit() {
+    let args = [
+        "--demo",
+        "--processes",
+        "4",
+        "--max-requests",
+        "20",
+        "--min-worker-lifetime",
+        "0",
+    ];
+    let m = Molt::start(&args, 4);
+    let load = Load::start(&m.addr, "/", 6);
+    let mut most = 0;
+    let done = wait_for(T, || {
+        most = most.max(m.worker_pids().len());
+        m.count("recycling: max-requests") >= 12
+    });
+    let res = load.finish();
+    assert!(done, "{}", m.log());
+    assert!(most <= 4 + 1, "at most N + K processes, saw {most}");
+    assert!(
+        res.failures.is_empty(),
+        "{:?}",
+        &res.failures[..res.failures.len().min(5)]
+    );
+}
+
+/// Lifetime delta: worker id i lives lifetime + (i-1) * delta.
+#[test]
+fn lifetime_delta_spreads_per_worker_id() {
+    let args = [
+        "--demo",
+        "--processes",
+        "2",
+        "--max-worker-lifetime",
+        "1",
+        "--max-worker-lifetime-delta",
+        "2",
+        "--min-worker-lifetime",
+        "0",
+    ];
+    let m = Molt::start(&args, 2);
+    assert!(
+        m.wait_log("max-worker-lifetime (1.0 s >= 1.0 s)", T) || m.wait_log("(1.1 s >= 1.0 s)", T),
+        "{}",
+        m.log()
+    );
+    assert!(
+        m.wait_log(">= 3.0 s)", T),
+        "worker 2 lives 1 + 2 s:\n{}",
+        m.log()
+    );
+}
+
+/// C1: unix socket listeners: served, a regular file at the path is never removed, a
+/// live socket is never stolen, a dead one is replaced, and molt removes its socket at exit.
+#[test]
+fn unix_socket_listener_rules() {
+    use std::io::{BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new("unix");
+    let path = dir.path().join("molt.sock");
+    let p = path.to_str().unwrap();
+
+    std::fs::write(&path, "not a socket").unwrap();
+    let mut refused = Molt::spawn(&["--demo", "--http-socket", p], &[]);
+    assert_eq!(refused.wait_exit(T).and_then(|s| s.code()), Some(1));
+    assert!(
+        refused.log().contains(p) && refused.log().contains("not a socket"),
+        "{}",
+        refused.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "not a socket",
+        "the file is untouched"
+    );
+    std::fs::remove_file(&path).unwrap();
+
+    // A dead socket (bound, never listened on, closed) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let mut m = Molt::spawn(&["--demo", "--http-socket", p], &[]);
+    assert!(m.wait_log("ready in", T), "{}", m.log());
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut BufReader::new(s)).unwrap();
+    assert_eq!(r.status, 200);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o002, 0, "not world-writable: {mode:o}");
+
+    let mut second = Molt::spawn(&["--demo", "--http-socket", p], &[]);
+    assert_eq!(second.wait_exit(T).and_then(|s| s.code()), Some(1));
+    assert!(
+        second.log().contains("another process is listening"),
+        "{}",
+        second.log()
+    );
+    assert!(
+        UnixStream::connect(&path).is_ok(),
+        "the first molt still serves"
+    );
+
+    m.signal(Signal::SIGTERM);
+    assert_eq!(m.wait_exit(T).and_then(|s| s.code()), Some(0));
+    assert!(!path.exists(), "socket removed at exit");
+}
+
+/// The library example: a Rust app on the public API, same command line as molt.
+#[test]
+fn the_hello_example_serves_through_the_library_api() {
+    let exe = std::path::Path::new(molt_bin())
+        .parent()
+        .unwrap()
+        .join("examples/hello");
+    assert!(
+        exe.exists(),
+        "build it with cargo test --all-targets: {}",
+        exe.display()
+    );
+    let m = Molt::spawn_bin(&exe, &["--processes", "2", "--max-requests", "3"], &[]);
+    assert!(m.wait_log_count("ready in", 2, T), "{}", m.log());
+    for _ in 0..10 {
+        assert_eq!(m.get("/").unwrap().text(), "Hello, World!");
+    }
+    assert!(m.wait_log("recycling: max-requests", T), "{}", m.log());
+}
