@@ -161,7 +161,7 @@ impl Drop for Nginx {
 // ---- nginx uwsgi_pass ------------------------------------------------------------------
 
 /// An app served behind nginx: its molt arguments and a route that answers the
-/// worker's pid. Add the WSGI app here once `AppSpec::Wsgi` is wired on main.
+/// worker's pid. Every app kind is served through the same uwsgi path.
 struct AppCase {
     name: &'static str,
     args: Vec<String>,
@@ -170,12 +170,23 @@ struct AppCase {
 }
 
 fn app_cases() -> Vec<AppCase> {
-    vec![AppCase {
-        name: "demo",
-        args: vec!["--demo".into()],
-        pid_path: "/pid",
-        echo_path: "/echo",
-    }]
+    vec![
+        AppCase {
+            name: "demo",
+            args: vec!["--demo".into()],
+            pid_path: "/pid",
+            echo_path: "/echo",
+        },
+        AppCase {
+            name: "wsgi",
+            args: vec![
+                "--wsgi-file".into(),
+                app_path("demo_app.py").display().to_string(),
+            ],
+            pid_path: "/pid",
+            echo_path: "/echo",
+        },
+    ]
 }
 
 #[test]
