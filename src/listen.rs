@@ -118,9 +118,9 @@ fn apply_perms(path: &Path, perms: SocketPerms) -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
-/// Removes the unix sockets molt created (`vacuum`), only if each path still is the
-/// socket molt bound (same inode): never an inherited socket, never a successor's.
-pub fn vacuum(listeners: &[Bound]) {
+/// Removes the unix sockets molt created, only if each path still is the socket molt
+/// bound (same inode): never an inherited socket, never a successor's.
+pub fn remove_created(listeners: &[Bound]) {
     use std::os::unix::fs::MetadataExt;
     for l in listeners.iter().filter(|l| !l.inherited) {
         let Some((path, (dev, ino))) = &l.unix_path else {

@@ -263,7 +263,7 @@ fn nginx_case(case: &AppCase) {
     drop(nginx);
     m.signal(Signal::SIGTERM);
     assert!(m.wait_exit(T).is_some_and(|s| s.success()));
-    assert!(!unix.exists(), "vacuum removed the socket molt created");
+    assert!(!unix.exists(), "the socket molt created is removed at exit");
 }
 
 #[test]

@@ -725,7 +725,7 @@ fn process_options() -> Vec<OptSpec> {
             Ok(())
         })
         .default("false")
-        .help("Remove the unix sockets molt created when it exits (only if each path is still the socket molt bound; never sockets from systemd). The pidfile is removed on clean exit either way."),
+        .help("Accepted for uWSGI files: molt always removes, on clean exit, the pidfile and the unix sockets it created (only if each path is still the socket molt bound; never sockets from systemd)."),
         active("die-on-term", K::Flag, G::Process, |d, v| {
             d.cfg.die_on_term = parse_bool(v)?;
             Ok(())

@@ -442,9 +442,9 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
     };
     signals::unblock().map_err(|e| Error::os("unblocking signals", e))?;
     let outcome = running.event_loop();
-    if running.loaded.config.vacuum {
-        listen::vacuum(&running._listeners);
-    }
+    // Always (as before `vacuum` was real): a clean exit leaves no socket molt created.
+    // The inode check keeps a successor's socket and systemd's sockets in place.
+    listen::remove_created(&running._listeners);
     match outcome? {
         Outcome::Clean => {
             info!("all workers stopped; bye");
