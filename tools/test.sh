@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
+# The examples' own binaries (tests run them as programs built on the library).
+cargo build --examples --quiet
 cargo test --all-targets --no-fail-fast "$@"
