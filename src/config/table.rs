@@ -703,7 +703,34 @@ fn logging_options() -> Vec<OptSpec> {
             Ok(())
         })
         .default("false")
-        .help("Include worker memory in request log lines."),
+        .help("Include the worker's memory after each request and the change it caused in request log lines (also feeds the leak finder)."),
+        active("log-format", K::Text, G::Logging, |d, v| {
+            crate::observe::reqlog::Format::parse(v)?;
+            d.cfg.log_format = Some(v.to_string());
+            Ok(())
+        })
+        .aliases(&["logformat"])
+        .default("(molt's line)")
+        .help("Request log line with uWSGI's `%(var)` names: method, uri, status, size, msecs, micros, pid, wid, addr, proto, host, uagent, referer, rss, rssM, vsz, rssdelta, ltime, time, epoch, core."),
+        active("stats", K::Addr, G::Logging, |d, v| {
+            d.cfg.stats = Some(parse_addr(v)?);
+            Ok(())
+        })
+        .aliases(&["stats-server"])
+        .default("(none)")
+        .help("Serve uWSGI-layout stats JSON (uwsgitop, uwsgi_exporter, Telegraf) on this TCP address or unix path."),
+        active("stats-http", K::Flag, G::Logging, |d, v| {
+            d.cfg.stats_http = parse_bool(v)?;
+            Ok(())
+        })
+        .default("false")
+        .help("The stats socket speaks HTTP: JSON at `/stats`, Prometheus text at `/metrics`, the live page at `/` for browsers, the leak report at `/leaks`."),
+        active("leak-finder", K::Flag, G::Logging, |d, v| {
+            d.cfg.leak_finder = parse_bool(v)?;
+            Ok(())
+        })
+        .default("false")
+        .help("Measure each request's memory change and rank routes by growth (in the stats, `/leaks` and `molt top`)."),
     ]
 }
 
@@ -806,8 +833,6 @@ fn not_yet_options() -> Vec<OptSpec> {
         not_yet("chmod-socket", K::Text, "unix socket mode is not configurable yet (molt creates them 0660-style via umask)").short('C'),
         not_yet("chown-socket", K::Text, "unix socket ownership is not configurable yet"),
         not_yet("umask", K::Text, "set the umask in the service manager"),
-        not_yet("stats", K::Addr, "a stats server is planned").aliases(&["stats-server"]),
-        not_yet("stats-http", K::Flag, "a stats server is planned"),
         not_yet("static-map", K::Text, "serve static files from the proxy in front of molt").aliases(&["static-map2"]).repeatable(),
         not_yet("static-path", K::Text, "serve static files from the proxy in front of molt"),
         not_yet("check-static", K::Path, "serve static files from the proxy in front of molt"),
@@ -816,7 +841,6 @@ fn not_yet_options() -> Vec<OptSpec> {
         not_yet("daemonize", K::Path, "run molt under a service manager (systemd, supervisor) instead").short('d').aliases(&["daemonize2"]),
         not_yet("log-reopen", K::Flag, "molt reopens logto on SIGUSR2 instead"),
         not_yet("log-maxsize", BYTES, "use logrotate with SIGUSR2"),
-        not_yet("log-format", K::Text, "molt's request log format is fixed for now").aliases(&["logformat"]),
         not_yet("logger", K::Text, "use logto or stderr"),
         not_yet("req-logger", K::Text, "use logto or stderr"),
         not_yet("log-date", K::Flag, "molt's log timestamps are fixed for now"),
