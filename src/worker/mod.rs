@@ -26,6 +26,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{getpid, getppid, setpgid, Pid};
 
 use crate::app::App;
+use crate::observe::reqlog::Format;
 use crate::scoreboard::{flag, Scoreboard, Slot, SlotState};
 use runtime::{Runtime, Stop};
 
@@ -59,6 +60,18 @@ pub struct WorkerSetup {
     pub gid: Option<crate::config::GroupId>,
     /// Reopened on SIGUSR2 (after the master reopened it).
     pub logto: Option<std::path::PathBuf>,
+    /// What the worker records per request (log line, memory, routes).
+    pub observe: ObserveSetup,
+}
+
+/// Per-request observation settings, from `disable-logging`, `log-format`,
+/// `memory-report` and `leak-finder`.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveSetup {
+    pub log: bool,
+    pub log_format: Option<String>,
+    pub memory_report: bool,
+    pub leak_finder: bool,
 }
 
 impl WorkerSetup {
@@ -69,6 +82,12 @@ impl WorkerSetup {
             uid: cfg.uid.clone(),
             gid: cfg.gid.clone(),
             logto: cfg.logto.clone(),
+            observe: ObserveSetup {
+                log: !cfg.disable_logging,
+                log_format: cfg.log_format.clone(),
+                memory_report: cfg.memory_report,
+                leak_finder: cfg.leak_finder,
+            },
         }
     }
 }
@@ -105,6 +124,16 @@ pub struct WorkerShared {
     memory: Option<MemoryProbe>,
     /// The `logto` file, reopened on SIGUSR2.
     pub logto: Option<std::path::PathBuf>,
+    /// The compiled request log format; `None` under `disable-logging`.
+    pub log: Option<crate::observe::reqlog::Format>,
+    /// Measure each request's memory change (`memory-report`, `leak-finder`, or a
+    /// log format that prints memory).
+    pub measure_requests: bool,
+    /// Count each request's growth per route in the slot (`leak-finder`).
+    pub leak_finder: bool,
+    /// This worker's id and pid, for the log line.
+    pub id: u32,
+    pub pid: u32,
 }
 
 impl WorkerShared {
@@ -144,6 +173,14 @@ impl WorkerShared {
         }
     }
 
+    /// Resident and virtual bytes now, when requests are measured (one `pread`).
+    pub fn request_memory(&self) -> Option<(u64, u64)> {
+        if !self.measure_requests {
+            return None;
+        }
+        self.memory.as_ref().map(MemoryProbe::sample)
+    }
+
     fn raise(&self, bit: u32) {
         self.slot().flags.fetch_or(bit, Relaxed);
         self.notify();
@@ -174,15 +211,20 @@ impl MemoryProbe {
 
     /// Resident set size in bytes (0 if it cannot be read).
     pub fn resident_bytes(&self) -> u64 {
+        self.sample().0
+    }
+
+    /// (resident, virtual) bytes from one read of statm (zeros if it cannot be read).
+    pub fn sample(&self) -> (u64, u64) {
         let mut buf = [0u8; 128];
         let n = self.statm.read_at(&mut buf, 0).unwrap_or(0);
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-        let pages = text
+        let mut fields = text
             .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        pages * self.page
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let vsz = fields.next().unwrap_or(0);
+        let rss = fields.next().unwrap_or(0);
+        (rss * self.page, vsz * self.page)
     }
 }
 
@@ -274,10 +316,23 @@ fn serve(spec: ChildSpec) -> i32 {
         })
         .collect();
     let Ok(wakers) = wakers else { return 1 };
-    let memory = spec
-        .limits
-        .reload_on_rss
-        .and_then(|_| MemoryProbe::open().ok());
+    let obs = &spec.setup.observe;
+    let log = if obs.log {
+        match Format::configured(obs.log_format.as_deref(), obs.memory_report) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                error!("worker {}: {e}", spec.id);
+                return EXIT_APP_LOAD;
+            }
+        }
+    } else {
+        None
+    };
+    let measure_requests =
+        obs.memory_report || obs.leak_finder || log.as_ref().is_some_and(|f| f.needs_memory);
+    let memory = (spec.limits.reload_on_rss.is_some() || measure_requests)
+        .then(|| MemoryProbe::open().ok())
+        .flatten();
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         app,
@@ -289,6 +344,11 @@ fn serve(spec: ChildSpec) -> i32 {
         wakers: wakers.clone(),
         memory,
         logto: spec.setup.logto.clone(),
+        log,
+        measure_requests,
+        leak_finder: obs.leak_finder,
+        id: spec.id,
+        pid: std::process::id(),
     };
     run_threads(&shared, &wakers, &signals, spec.id)
 }
