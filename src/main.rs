@@ -10,6 +10,9 @@ use molt::{demo, master};
 fn main() {
     molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("top") {
+        std::process::exit(molt::observe::top::main(&args[1..]));
+    }
     let loaded = molt::load_or_exit(args);
     molt::exit_with(master::run(loaded, Arc::new(app_factory)))
 }

@@ -87,8 +87,8 @@ pub struct Slot {
 
 /// Upper bounds (microseconds) of the request duration histogram's buckets.
 pub const DURATION_BUCKETS_US: [u64; 12] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000,
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
 ];
 
 /// Cells in a slot's route table; the last one is the overflow cell.
@@ -354,7 +354,10 @@ mod tests {
         for k in 100..200 {
             s.count_route(k, b"GET /x", 1);
         }
-        assert_eq!(s.routes[ROUTES - 1].name().as_deref(), Some("(other routes)"));
+        assert_eq!(
+            s.routes[ROUTES - 1].name().as_deref(),
+            Some("(other routes)")
+        );
         s.count_duration(3_000);
         s.count_duration(u64::MAX);
         assert_eq!(s.durations[2].load(Relaxed), 1);

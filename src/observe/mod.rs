@@ -6,5 +6,13 @@
 //! the master, which reads the slots, measures memory itself and keeps the totals of
 //! dead workers ([`book::Book`]), so counters survive recycling.
 
+pub mod book;
+pub mod metrics;
+pub mod page;
+pub mod queue;
 pub mod reqlog;
 pub mod route;
+pub mod server;
+pub mod stats;
+pub mod top;
+pub mod view;
