@@ -195,7 +195,8 @@ impl<S: Sys> Master<S> {
         for (pid, slot, generation) in pids {
             let mut obs = sample::read_slot(self.board.slot(slot), generation, self.threads);
             let previous = self.pool.worker(pid).and_then(|w| w.obs.rss);
-            obs.rss = if memory_due || obs.wants_rss {
+            // A new worker is measured at once, so its memory is never shown as unknown.
+            obs.rss = if memory_due || obs.wants_rss || previous.is_none() {
                 self.sys.memory(pid).or(previous)
             } else {
                 previous
