@@ -90,7 +90,16 @@ fn uwsgitop_shows_the_workers_and_their_requests() {
             .expect("tmux (tools/deps.sh installs it)")
     };
     let started = tmux(&[
-        "new-session", "-d", "-s", &session, "-x", "200", "-y", "40", "uwsgitop", &addr,
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        "40",
+        "uwsgitop",
+        &addr,
     ]);
     assert!(started.status.success(), "{:?}", started);
     let mut screen = String::new();
@@ -102,7 +111,10 @@ fn uwsgitop_shows_the_workers_and_their_requests() {
     let _ = tmux(&["kill-session", "-t", &session]);
     assert!(shown, "uwsgitop screen:\n{screen}");
     for pid in m.worker_pids() {
-        assert!(screen.contains(&pid.to_string()), "worker {pid} missing:\n{screen}");
+        assert!(
+            screen.contains(&pid.to_string()),
+            "worker {pid} missing:\n{screen}"
+        );
     }
 }
 
@@ -110,10 +122,7 @@ const PARSE_METRICS: &str = "import sys,urllib.request\nfrom prometheus_client.p
 
 fn scrape(addr: &str) -> (u64, u64, u64) {
     let out = python(PARSE_METRICS, &[addr]);
-    let v: Vec<u64> = out
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let v: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
     (v[0], v[1], v[2])
 }
 
@@ -121,8 +130,14 @@ fn scrape(addr: &str) -> (u64, u64, u64) {
 fn metrics_parse_and_counters_survive_a_recycle() {
     let m = Molt::start(
         &[
-            "--demo", "--processes", "1", "--stats", "127.0.0.1:0", "--stats-http",
-            "--max-requests", "10",
+            "--demo",
+            "--processes",
+            "1",
+            "--stats",
+            "127.0.0.1:0",
+            "--stats-http",
+            "--max-requests",
+            "10",
         ],
         1,
     );
@@ -142,7 +157,10 @@ fn metrics_parse_and_counters_survive_a_recycle() {
         after = scrape(&addr);
         after.2 >= 1
     }));
-    assert_eq!(after.0, 14, "requests of the dead worker still count: {after:?}");
+    assert_eq!(
+        after.0, 14,
+        "requests of the dead worker still count: {after:?}"
+    );
     assert_eq!(after.1, 14, "histogram count too");
 }
 
@@ -150,8 +168,14 @@ fn metrics_parse_and_counters_survive_a_recycle() {
 fn leak_finder_ranks_the_leaking_route_first() {
     let m = Molt::start(
         &[
-            "--demo", "--processes", "2", "--stats", "127.0.0.1:0", "--leak-finder",
-            "--max-requests", "25",
+            "--demo",
+            "--processes",
+            "2",
+            "--stats",
+            "127.0.0.1:0",
+            "--leak-finder",
+            "--max-requests",
+            "25",
         ],
         2,
     );
@@ -194,11 +218,24 @@ fn request_log_lines_and_disable_logging() {
     hit(&m, "/leak?kb=256", 1);
     assert!(m.wait_log("GET /leak?kb=256 => 200", T), "{}", m.log());
     let log = m.log();
-    let line = log.lines().find(|l| l.contains("GET /leak?kb=256")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("GET /leak?kb=256"))
+        .unwrap();
     assert!(line.contains("worker 1 (pid "), "{line}");
-    assert!(line.contains(" MB (+"), "memory after and its change: {line}");
+    assert!(
+        line.contains(" MB (+"),
+        "memory after and its change: {line}"
+    );
 
-    let custom = Molt::start(&["--demo", "--log-format", "%(method) %(uri) %(status) %(size) wid=%(wid)"], 1);
+    let custom = Molt::start(
+        &[
+            "--demo",
+            "--log-format",
+            "%(method) %(uri) %(status) %(size) wid=%(wid)",
+        ],
+        1,
+    );
     hit(&custom, "/", 1);
     assert!(custom.wait_log("GET / 200 ", T), "{}", custom.log());
     assert!(custom.log().contains("wid=1"));
@@ -253,8 +290,16 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
     };
     let m = Molt::start(
         &[
-            "--demo", "--processes", "2", "--stats", "127.0.0.1:0", "--stats-http",
-            "--max-requests", "20", "--memory-sample-interval", "200ms",
+            "--demo",
+            "--processes",
+            "2",
+            "--stats",
+            "127.0.0.1:0",
+            "--stats-http",
+            "--max-requests",
+            "20",
+            "--memory-sample-interval",
+            "200ms",
         ],
         2,
     );
@@ -269,16 +314,30 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
     let shot = dir.path().join("live.png");
     let out = Command::new(chromium)
         .args([
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-            "--hide-scrollbars", "--window-size=1000,700", "--virtual-time-budget=3000",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1000,700",
+            "--virtual-time-budget=3000",
         ])
-        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("http://{addr}/live"))
         .output()
         .expect("run chromium");
-    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if let Ok(keep) = std::env::var("MOLT_KEEP_SCREENSHOT") {
         let _ = std::fs::copy(&shot, keep);
     }
@@ -286,7 +345,10 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
         COUNT_COLOURS,
         &[shot.to_str().unwrap(), "1f77b4", "2ca02c", "d62728"],
     );
-    let c: Vec<u64> = counts.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let c: Vec<u64> = counts
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert!(c[0] > 50 && c[1] > 50, "two worker lines: {counts}");
     assert!(c[2] > 50, "at least one recycle mark: {counts}");
 }
