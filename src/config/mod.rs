@@ -20,7 +20,9 @@ mod validate;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{cli_main, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources};
+pub use load::{
+    cli_main, cli_main_for, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources,
+};
 pub use print::{help_text, options_markdown, print_config};
 
 /// One listening address as written by the user (`HOST:PORT`, `:PORT` or a unix path).
@@ -53,6 +55,9 @@ pub enum AppSpec {
     Demo,
     /// A Python WSGI app (`module` or `wsgi-file`, with `callable`, `home`, `pythonpath`).
     Wsgi(WsgiSpec),
+    /// The app built into the program (a Rust app served through the library's
+    /// `cli_main`), when no app option names another one.
+    Embedded,
     /// No application configured: a configuration error at validation time.
     None,
 }

@@ -351,25 +351,8 @@ impl Pool {
             }
             match judge(w, &self.limits, now) {
                 Verdict::Keep => {}
-                Verdict::Kill(reason) => {
-                    actions.push(Action::Kill {
-                        id: w.id,
-                        pid: w.pid,
-                        reason: reason.clone(),
-                    });
-                    w.phase = Phase::Killed { reason };
-                }
-                Verdict::Drain(reason) => {
-                    actions.push(Action::Stop {
-                        id: w.id,
-                        pid: w.pid,
-                        reason: reason.clone(),
-                    });
-                    w.phase = Phase::Draining {
-                        reason,
-                        deadline: now + mercy,
-                    };
-                }
+                Verdict::Kill(reason) => kill(w, reason, actions),
+                Verdict::Drain(reason) => drain(w, reason, now + mercy, actions),
                 Verdict::Retire(reason) => {
                     w.phase = Phase::Retiring {
                         reason,
@@ -461,12 +444,7 @@ impl Pool {
             Phase::Retiring { reason, .. } => reason.clone(),
             _ => return,
         };
-        actions.push(Action::Stop {
-            id: w.id,
-            pid: w.pid,
-            reason: reason.clone(),
-        });
-        w.phase = Phase::Draining { reason, deadline };
+        drain(w, reason, deadline, actions);
     }
 
     fn fill_vacancies(
@@ -488,15 +466,7 @@ impl Pool {
         let target = self.target as u32;
         for w in &mut self.workers {
             if w.id > target && w.holds_id() {
-                actions.push(Action::Stop {
-                    id: w.id,
-                    pid: w.pid,
-                    reason: Reason::ScaleDown,
-                });
-                w.phase = Phase::Draining {
-                    reason: Reason::ScaleDown,
-                    deadline,
-                };
+                drain(w, Reason::ScaleDown, deadline, actions);
             }
         }
     }
@@ -514,12 +484,7 @@ impl Pool {
                 }
                 _ => continue,
             };
-            actions.push(Action::Kill {
-                id: w.id,
-                pid: w.pid,
-                reason: reason.clone(),
-            });
-            w.phase = Phase::Killed { reason };
+            kill(w, reason, actions);
         }
     }
 
@@ -530,15 +495,7 @@ impl Pool {
                 let deadline = now + nanos(self.limits.mercy);
                 for w in &mut self.workers {
                     if w.holds_id() {
-                        actions.push(Action::Stop {
-                            id: w.id,
-                            pid: w.pid,
-                            reason: Reason::Shutdown,
-                        });
-                        w.phase = Phase::Draining {
-                            reason: Reason::Shutdown,
-                            deadline,
-                        };
+                        drain(w, Reason::Shutdown, deadline, actions);
                     }
                 }
                 self.enforce_deadlines(now, actions);
@@ -552,17 +509,30 @@ impl Pool {
     fn kill_all(&mut self, reason: Reason, actions: &mut Vec<Action>) {
         for w in &mut self.workers {
             if !matches!(w.phase, Phase::Killed { .. }) {
-                actions.push(Action::Kill {
-                    id: w.id,
-                    pid: w.pid,
-                    reason: reason.clone(),
-                });
-                w.phase = Phase::Killed {
-                    reason: reason.clone(),
-                };
+                kill(w, reason.clone(), actions);
             }
         }
     }
+}
+
+/// Asks `w` to stop gracefully by `deadline` (SIGTERM now, SIGKILL at the deadline).
+fn drain(w: &mut Worker, reason: Reason, deadline: Nanos, actions: &mut Vec<Action>) {
+    actions.push(Action::Stop {
+        id: w.id,
+        pid: w.pid,
+        reason: reason.clone(),
+    });
+    w.phase = Phase::Draining { reason, deadline };
+}
+
+/// Kills `w` at once.
+fn kill(w: &mut Worker, reason: Reason, actions: &mut Vec<Action>) {
+    actions.push(Action::Kill {
+        id: w.id,
+        pid: w.pid,
+        reason: reason.clone(),
+    });
+    w.phase = Phase::Killed { reason };
 }
 
 /// A worker that exits 0 after raising a recycle flag retired itself (retire-first

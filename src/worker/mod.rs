@@ -142,6 +142,11 @@ impl WorkerShared {
         self.board.slot(self.slot)
     }
 
+    /// The most connections this worker should hold (0 = no limit), from the master.
+    pub fn accept_limit(&self) -> u32 {
+        self.board.control().accept_limit.load(Relaxed)
+    }
+
     /// Stops accepting on every thread (idempotent).
     pub fn request_drain(&self) {
         if self.draining.swap(true, Relaxed) {
@@ -193,39 +198,52 @@ impl WorkerShared {
     }
 }
 
-/// Reads this process's resident memory with one `pread` per check (the fd stays open).
+/// Reads the resident memory of this process and its helper processes (the app's
+/// Python child) with one `pread` per process per check (the fds stay open).
 pub struct MemoryProbe {
-    statm: File,
+    statm: Vec<File>,
     page: u64,
 }
 
 impl MemoryProbe {
-    pub fn open() -> std::io::Result<Self> {
+    /// Opens `/proc/self/statm` and `/proc/PID/statm` of each helper. A helper that is
+    /// already gone is left out (the worker will notice it is gone on its next request).
+    pub fn open(helpers: &[i32]) -> std::io::Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-        Ok(MemoryProbe {
-            statm: File::open("/proc/self/statm")?,
-            page,
-        })
+        let mut statm = vec![File::open("/proc/self/statm")?];
+        statm.extend(
+            helpers
+                .iter()
+                .filter_map(|pid| File::open(format!("/proc/{pid}/statm")).ok()),
+        );
+        Ok(MemoryProbe { statm, page })
     }
 
-    /// Resident set size in bytes (0 if it cannot be read).
+    /// Resident set size in bytes of the worker plus its helpers (0 for one unreadable).
     pub fn resident_bytes(&self) -> u64 {
         self.sample().0
     }
 
-    /// (resident, virtual) bytes from one read of statm (zeros if it cannot be read).
+    /// (resident, virtual) bytes of the worker plus its helpers, one `pread` each.
     pub fn sample(&self) -> (u64, u64) {
-        let mut buf = [0u8; 128];
-        let n = self.statm.read_at(&mut buf, 0).unwrap_or(0);
-        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-        let mut fields = text
-            .split_whitespace()
-            .map(|v| v.parse::<u64>().unwrap_or(0));
-        let vsz = fields.next().unwrap_or(0);
-        let rss = fields.next().unwrap_or(0);
-        (rss * self.page, vsz * self.page)
+        self.statm.iter().fold((0, 0), |(r, v), f| {
+            let (rp, vp) = statm_pages(f);
+            (r + rp * self.page, v + vp * self.page)
+        })
     }
+}
+
+/// (resident, virtual) pages from one statm file (zeros if it cannot be read).
+fn statm_pages(statm: &File) -> (u64, u64) {
+    let mut buf = [0u8; 128];
+    let n = statm.read_at(&mut buf, 0).unwrap_or(0);
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+    let mut fields = text
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    let vsz = fields.next().unwrap_or(0);
+    (fields.next().unwrap_or(0), vsz)
 }
 
 /// The child side of a fork: never returns.
@@ -331,7 +349,7 @@ fn serve(spec: ChildSpec) -> i32 {
     let measure_requests =
         obs.memory_report || obs.leak_finder || log.as_ref().is_some_and(|f| f.needs_memory);
     let memory = (spec.limits.reload_on_rss.is_some() || measure_requests)
-        .then(|| MemoryProbe::open().ok())
+        .then(|| MemoryProbe::open(&app.helper_pids()).ok())
         .flatten();
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),

@@ -87,10 +87,15 @@ impl Molt {
 
     /// Starts molt without waiting for workers (for boot-failure tests).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Molt {
+        Self::spawn_bin(Path::new(molt_bin()), args, env)
+    }
+
+    /// Starts another program built on molt's library (an example) the same way.
+    pub fn spawn_bin(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Molt {
         let dir = TempDir::new("molt");
         let log_path = dir.path().join("molt.log");
         let log = fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(molt_bin());
+        let mut cmd = Command::new(bin);
         cmd.args(args);
         if !args
             .iter()
