@@ -51,6 +51,7 @@ pub mod demo;
 pub mod error;
 pub mod listen;
 pub mod master;
+pub mod observe;
 pub mod pool;
 pub mod scoreboard;
 pub mod sys;

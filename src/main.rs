@@ -6,6 +6,9 @@ use std::sync::Arc;
 fn main() {
     molt::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("top") {
+        std::process::exit(molt::observe::top::main(&args[1..]));
+    }
     let loaded = molt::load_or_exit(args, false);
     let make_app = Arc::new(|cfg: &molt::config::Config| molt::apps::configured(cfg, None));
     molt::exit_with(molt::master::run(loaded, make_app))

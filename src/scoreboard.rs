@@ -11,7 +11,10 @@
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use nix::sys::mman::{mmap_anonymous, mprotect, munmap, MapFlags, ProtFlags};
 
@@ -77,6 +80,40 @@ pub struct Slot {
     pub self_rss: AtomicU64,
     /// Per-thread request cells.
     pub cores: [Core; MAX_THREADS],
+    /// Request durations, one counter per bucket of [`DURATION_BUCKETS_US`] plus one
+    /// for slower requests (not cumulative: the master sums them for Prometheus).
+    pub durations: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
+    /// Memory growth per route (leak finder); the last cell collects overflow.
+    pub routes: [RouteCell; ROUTES],
+}
+
+/// Upper bounds (microseconds) of the request duration histogram's buckets.
+pub const DURATION_BUCKETS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
+
+/// Cells in a slot's route table; the last one is the overflow cell.
+pub const ROUTES: usize = 28;
+
+/// Bytes of a route name kept in a [`RouteCell`] (longer names are cut).
+pub const ROUTE_NAME: usize = 48;
+
+/// One route's memory growth in one worker. Claimed once by a compare-and-swap on
+/// `key`, then named, then published by storing `len` (readers skip `len == 0`).
+#[repr(C)]
+pub struct RouteCell {
+    /// Hash of the route name; 0 = free.
+    pub key: AtomicU64,
+    /// Length of the name in bytes; 0 until the name is written.
+    pub len: AtomicU32,
+    _pad: u32,
+    /// The route name (`GET /items/:n`), as little-endian words.
+    pub name: [AtomicU64; ROUTE_NAME / 8],
+    /// Requests that hit this route.
+    pub requests: AtomicU64,
+    /// Sum of the positive resident-memory changes across those requests (bytes).
+    pub growth: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == PAGE);
@@ -151,6 +188,12 @@ impl Scoreboard {
             core.busy_since_ns.store(0, Relaxed);
             core.request_id.store(0, Relaxed);
         }
+        for d in &s.durations {
+            d.store(0, Relaxed);
+        }
+        for r in &s.routes {
+            r.reset();
+        }
     }
 
     /// In a worker: makes every page but `own` read-only, so a bug cannot write elsewhere.
@@ -213,6 +256,83 @@ impl Slot {
     }
 }
 
+impl RouteCell {
+    fn reset(&self) {
+        self.key.store(0, Relaxed);
+        self.len.store(0, Relaxed);
+        for w in &self.name {
+            w.store(0, Relaxed);
+        }
+        self.requests.store(0, Relaxed);
+        self.growth.store(0, Relaxed);
+    }
+
+    /// The published name, if any (untrusted: the length is bounds-checked).
+    pub fn name(&self) -> Option<String> {
+        let len = self.len.load(Acquire) as usize;
+        if len == 0 || len > ROUTE_NAME {
+            return None;
+        }
+        let mut bytes = [0u8; ROUTE_NAME];
+        for (i, w) in self.name.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
+        }
+        Some(String::from_utf8_lossy(&bytes[..len]).into_owned())
+    }
+
+    fn publish(&self, name: &[u8]) {
+        let len = name.len().min(ROUTE_NAME);
+        let mut bytes = [0u8; ROUTE_NAME];
+        bytes[..len].copy_from_slice(&name[..len]);
+        for (i, w) in self.name.iter().enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            w.store(u64::from_le_bytes(word), Relaxed);
+        }
+        self.len.store(len.max(1) as u32, Release);
+    }
+}
+
+impl Slot {
+    /// Counts one request of `micros` in the duration histogram.
+    pub fn count_duration(&self, micros: u64) {
+        let bucket = DURATION_BUCKETS_US
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(DURATION_BUCKETS_US.len());
+        self.durations[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// Adds one request and its memory growth to the route `name` (hashed as `key`,
+    /// never 0). Threads of one worker race only on claiming a free cell, which the
+    /// compare-and-swap settles; a full table counts into the overflow cell.
+    pub fn count_route(&self, key: u64, name: &[u8], growth: u64) {
+        let key = key.max(1);
+        let cell = self.route_cell(key, name);
+        cell.requests.fetch_add(1, Relaxed);
+        cell.growth.fetch_add(growth, Relaxed);
+    }
+
+    fn route_cell(&self, key: u64, name: &[u8]) -> &RouteCell {
+        let (table, overflow) = self.routes.split_at(ROUTES - 1);
+        for cell in table {
+            match cell.key.compare_exchange(0, key, Relaxed, Relaxed) {
+                Ok(_) => {
+                    cell.publish(name);
+                    return cell;
+                }
+                Err(k) if k == key => return cell,
+                Err(_) => {}
+            }
+        }
+        let other = &overflow[0];
+        if other.key.swap(u64::MAX, Relaxed) != u64::MAX {
+            other.publish(b"(other routes)");
+        }
+        other
+    }
+}
+
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: one clock for every process on the
 /// host, so master and workers compare their stamps directly; a vDSO call, not a syscall).
 pub fn mono_ns() -> u64 {
@@ -241,5 +361,27 @@ mod tests {
         assert_eq!(b.slot(3).generation.load(Relaxed), 9);
         assert_eq!(b.slot(3).oldest_busy_since(4), None);
         assert_eq!(b.slot(3).state(), Some(SlotState::Booting));
+    }
+
+    #[test]
+    fn routes_are_claimed_once_and_overflow() {
+        let b = Scoreboard::new().expect("mmap");
+        let s = b.slot(0);
+        s.count_route(7, b"GET /leak", 100);
+        s.count_route(7, b"GET /leak", 50);
+        assert_eq!(s.routes[0].name().as_deref(), Some("GET /leak"));
+        assert_eq!(s.routes[0].requests.load(Relaxed), 2);
+        assert_eq!(s.routes[0].growth.load(Relaxed), 150);
+        for k in 100..200 {
+            s.count_route(k, b"GET /x", 1);
+        }
+        assert_eq!(
+            s.routes[ROUTES - 1].name().as_deref(),
+            Some("(other routes)")
+        );
+        s.count_duration(3_000);
+        s.count_duration(u64::MAX);
+        assert_eq!(s.durations[2].load(Relaxed), 1);
+        assert_eq!(s.durations[DURATION_BUCKETS_US.len()].load(Relaxed), 1);
     }
 }

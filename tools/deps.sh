@@ -9,9 +9,16 @@ if [ -s tools/requirements-test.txt ]; then
     python3 -m pip install --quiet --disable-pip-version-check -r tools/requirements-test.txt
 fi
 
-# nginx for the uwsgi_pass tests (tests/launch.rs, issue 5); systemd-socket-activate comes
-# with the systemd package (the socket-activation test skips itself without it).
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+# Debian packages: nginx for the uwsgi_pass tests (tests/launch.rs, issue 5); tmux runs
+# uwsgitop (it has no one-shot mode) and chromium screenshots the live page (tests/observe.rs,
+# issue 6); wrk drives benches/; systemd provides systemd-socket-activate for the socket
+# activation test (issue 5).
+missing=()
+for pkg in nginx tmux chromium wrk; do
+    command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || missing+=("$pkg")
+done
+command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

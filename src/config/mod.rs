@@ -226,6 +226,14 @@ pub struct Config {
     pub touch_reload: Vec<PathBuf>,
     /// Log each worker's memory in its request log lines (`memory-report`).
     pub memory_report: bool,
+    /// The request log line's format with uWSGI's `%(var)` names (`log-format`); `None` = molt's.
+    pub log_format: Option<String>,
+    /// Where the stats server listens (`stats`); `None` = no stats server.
+    pub stats: Option<ListenAddr>,
+    /// The stats socket speaks HTTP (`stats-http`): JSON, `/metrics`, the live page.
+    pub stats_http: bool,
+    /// Measure per-request memory growth per route (`leak-finder`).
+    pub leak_finder: bool,
 }
 
 impl Default for Config {
@@ -270,6 +278,10 @@ impl Default for Config {
             gid: None,
             touch_reload: Vec::new(),
             memory_report: false,
+            log_format: None,
+            stats: None,
+            stats_http: false,
+            leak_finder: false,
         }
     }
 }

@@ -775,7 +775,34 @@ fn logging_options() -> Vec<OptSpec> {
             Ok(())
         })
         .default("false")
-        .help("Include worker memory in request log lines."),
+        .help("Include the worker's memory after each request and the change it caused in request log lines (also feeds the leak finder)."),
+        active("log-format", K::Text, G::Logging, |d, v| {
+            crate::observe::reqlog::Format::parse(v)?;
+            d.cfg.log_format = Some(v.to_string());
+            Ok(())
+        })
+        .aliases(&["logformat"])
+        .default("(molt's line)")
+        .help("Request log line with uWSGI's `%(var)` names: method, uri, status, size, msecs, micros, pid, wid, addr, proto, host, uagent, referer, rss, rssM, vsz, rssdelta, ltime, time, epoch, core."),
+        active("stats", K::Addr, G::Logging, |d, v| {
+            d.cfg.stats = Some(parse_addr(v)?);
+            Ok(())
+        })
+        .aliases(&["stats-server"])
+        .default("(none)")
+        .help("Serve uWSGI-layout stats JSON (uwsgitop, uwsgi_exporter, Telegraf) on this TCP address or unix path."),
+        active("stats-http", K::Flag, G::Logging, |d, v| {
+            d.cfg.stats_http = parse_bool(v)?;
+            Ok(())
+        })
+        .default("false")
+        .help("The stats socket speaks HTTP: JSON at `/stats`, Prometheus text at `/metrics`, the live page at `/` for browsers, the leak report at `/leaks`."),
+        active("leak-finder", K::Flag, G::Logging, |d, v| {
+            d.cfg.leak_finder = parse_bool(v)?;
+            Ok(())
+        })
+        .default("false")
+        .help("Measure each request's memory change and rank routes by growth (in the stats, `/leaks` and `molt top`)."),
     ]
 }
 
@@ -880,8 +907,6 @@ fn not_yet_options() -> Vec<OptSpec> {
         .aliases(&["https-socket"]),
         not_yet("shared-socket", K::Addr, "use http-socket"),
         not_yet("umask", K::Text, "set the umask in the service manager"),
-        not_yet("stats", K::Addr, "a stats server is planned").aliases(&["stats-server"]),
-        not_yet("stats-http", K::Flag, "a stats server is planned"),
         not_yet(
             "static-map",
             K::Text,
@@ -918,12 +943,6 @@ fn not_yet_options() -> Vec<OptSpec> {
             "molt reopens logto on SIGUSR2 instead",
         ),
         not_yet("log-maxsize", BYTES, "use logrotate with SIGUSR2"),
-        not_yet(
-            "log-format",
-            K::Text,
-            "molt's request log format is fixed for now",
-        )
-        .aliases(&["logformat"]),
         not_yet("logger", K::Text, "use logto or stderr"),
         not_yet("req-logger", K::Text, "use logto or stderr"),
         not_yet(

@@ -28,6 +28,12 @@ use nix::unistd::getpid;
 use crate::config::{AppSpec, Config, Loaded, Protocol, RecycleOrder};
 use crate::error::Error;
 use crate::listen::{self, Bound, SocketPerms};
+use crate::observe::{
+    self,
+    book::Book,
+    server::{Answer, StatsServer, Want},
+    view::{SocketQueue, View},
+};
 use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, Reason, Shutdown};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
 use crate::sys::{RealSys, SpawnRequest, Sys};
@@ -71,6 +77,8 @@ pub struct Master<S: Sys> {
     threads: usize,
     sample_every: Nanos,
     last_sample: Nanos,
+    /// Totals of dead workers, recycle reasons, memory history (for the stats server).
+    pub book: Book,
 }
 
 impl<S: Sys> Master<S> {
@@ -88,6 +96,7 @@ impl<S: Sys> Master<S> {
             threads,
             sample_every: pool::nanos(sample_every),
             last_sample: 0,
+            book: Book::default(),
         }
     }
 
@@ -156,8 +165,20 @@ impl<S: Sys> Master<S> {
                 obs.rss = w.obs.rss;
                 self.pool.observe(pid, obs, now);
             }
+            let ending = self
+                .pool
+                .worker(pid)
+                .map(|w| (w.slot, w.generation, phase_reason(&w.phase)));
             match self.pool.exited(pid, how, now) {
-                Some(report) => sample::log_exit(&report),
+                Some(report) => {
+                    if let Some((slot, generation, planned)) = ending {
+                        let reason = exit_reason(planned, &report);
+                        let slot = self.board.slot(slot);
+                        self.book
+                            .exited(report.id, pid, slot, generation, &reason, now);
+                    }
+                    sample::log_exit(&report)
+                }
                 None => info!("reaped pid {pid} ({how}), not a worker"),
             }
         }
@@ -206,11 +227,16 @@ impl<S: Sys> Master<S> {
         for (pid, slot, generation) in pids {
             let mut obs = sample::read_slot(self.board.slot(slot), generation, self.threads);
             let previous = self.pool.worker(pid).and_then(|w| w.obs.rss);
-            obs.rss = if memory_due || obs.wants_rss {
+            // A new worker is measured at once, so its memory is never shown as unknown.
+            obs.rss = if memory_due || obs.wants_rss || previous.is_none() {
                 self.sys.memory(pid).or(previous)
             } else {
                 previous
             };
+            if memory_due && self.book.enabled {
+                let detail = self.sys.memory_detail(pid);
+                self.book.details.insert(pid, detail);
+            }
             if self.pool.observe(pid, obs, now) {
                 if let Some(w) = self.pool.worker(pid) {
                     info!(
@@ -221,6 +247,26 @@ impl<S: Sys> Master<S> {
                 }
             }
         }
+        if memory_due && self.book.enabled {
+            self.record_frame(now);
+        }
+    }
+
+    /// Adds a memory frame to the history (live page), after a memory sample.
+    fn record_frame(&mut self, now: Nanos) {
+        let mut requests = self.book.dead.requests;
+        let mut workers = Vec::with_capacity(self.pool.workers.len());
+        for w in &self.pool.workers {
+            requests = requests.saturating_add(w.obs.requests);
+            if let Some(rss) = w.obs.rss {
+                workers.push((w.id, w.pid, rss));
+            }
+        }
+        self.book.frame(observe::book::Frame {
+            at: now,
+            requests,
+            workers,
+        });
     }
 
     fn apply(&mut self, actions: Vec<Action>, now: Nanos) -> Option<Outcome> {
@@ -273,8 +319,36 @@ impl<S: Sys> Master<S> {
         }
     }
 
+    /// The scoreboard (read by the stats server).
+    pub fn board(&self) -> &Scoreboard {
+        &self.board
+    }
+
     fn free_slot(&self) -> Option<usize> {
         (0..MAX_SLOTS).find(|s| !self.pool.workers.iter().any(|w| w.slot == *s))
+    }
+}
+
+/// The reason molt gave a worker when it asked it to stop, if it did.
+fn phase_reason(phase: &pool::Phase) -> Option<Reason> {
+    match phase {
+        pool::Phase::Draining { reason, .. } | pool::Phase::Killed { reason } => {
+            Some(reason.clone())
+        }
+        pool::Phase::Retiring { reason, .. } => Some(reason.clone()),
+        _ => None,
+    }
+}
+
+/// The reason name a worker's end is counted under in the stats and metrics.
+fn exit_reason(planned: Option<Reason>, report: &pool::ExitReport) -> String {
+    if let Some(r) = planned.or_else(|| report.self_retired.clone()) {
+        return r.name().to_string();
+    }
+    if report.during_boot {
+        "boot-failure".to_string()
+    } else {
+        "crash".to_string()
     }
 }
 
@@ -369,6 +443,8 @@ struct Running {
     announced: bool,
     /// STOPPING=1 was sent.
     stopping: bool,
+    /// The stats server (`stats`), served from this loop.
+    stats: Option<StatsServer>,
     _listeners: Vec<Bound>,
     _pidfile: Option<Pidfile>,
 }
@@ -403,8 +479,17 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
     let board = Arc::new(Scoreboard::new().map_err(|e| Error::os("mapping the scoreboard", e))?);
     let (notify_read, notify_write) = notify_pipe()?;
     let pidfile = cfg.pidfile.as_deref().map(Pidfile::create).transpose()?;
+    let stats = match &cfg.stats {
+        Some(addr) => Some(StatsServer::bind(addr, cfg.stats_http)?),
+        None => None,
+    };
+    if let Some(s) = &stats {
+        let mode = if cfg.stats_http { "http" } else { "json" };
+        info!("stats server listening on {} ({mode})", s.bound().local);
+    }
     let mut close_fds = signals.fds();
     close_fds.push(notify_read.as_raw_fd());
+    close_fds.extend(stats.as_ref().map(|s| s.bound().raw()));
     let fixed = Fixed {
         listener_fds: listeners.iter().map(Bound::raw).collect(),
         protocols: listeners.iter().map(|l| l.protocol).collect(),
@@ -418,7 +503,8 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
         .jitter_seed
         .unwrap_or_else(|| crate::scoreboard::mono_ns() ^ u64::from(std::process::id()));
     let pool = Pool::new(cfg.processes, limits_of(&cfg), seed);
-    let master = Master::new(sys, pool, board, cfg.threads, cfg.memory_sample_interval);
+    let mut master = Master::new(sys, pool, board, cfg.threads, cfg.memory_sample_interval);
+    master.book = Book::new(stats.is_some());
     info!(
         "molt {} master pid {} starting {} worker(s)",
         env!("CARGO_PKG_VERSION"),
@@ -437,6 +523,7 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
         notifier,
         announced: false,
         stopping: false,
+        stats,
         _listeners: listeners,
         _pidfile: pidfile,
     };
@@ -445,6 +532,9 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
     // Always (as before `vacuum` was real): a clean exit leaves no socket molt created.
     // The inode check keeps a successor's socket and systemd's sockets in place.
     listen::remove_created(&running._listeners);
+    if let Some(s) = &running.stats {
+        listen::remove_created(std::slice::from_ref(s.bound()));
+    }
     match outcome? {
         Outcome::Clean => {
             info!("all workers stopped; bye");
@@ -471,6 +561,7 @@ impl Running {
             }
             self.tell_manager();
             self.wait()?;
+            self.serve_stats();
         }
     }
 
@@ -491,6 +582,32 @@ impl Running {
             n.send(&format!("READY=1\nSTATUS={ready} worker(s) ready"));
             self.announced = true;
         }
+    }
+
+    /// Serves the stats clients that are ready (never blocks: see `observe::server`).
+    fn serve_stats(&mut self) {
+        let Running {
+            stats: Some(stats),
+            master,
+            _listeners: listeners,
+            loaded,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let now = master.sys.now();
+        let view = View {
+            pool: &master.pool,
+            board: master.board(),
+            book: &master.book,
+            threads: loaded.config.threads,
+            now,
+            unix_now: unix_now(),
+            sockets: listeners.iter().map(socket_queue).collect(),
+            leak_finder: loaded.config.leak_finder || loaded.config.memory_report,
+        };
+        stats.service(now, &mut |want| answer(&view, want));
     }
 
     /// Re-reads the configuration; a valid one is applied, an invalid one changes nothing.
@@ -550,12 +667,52 @@ impl Running {
                 .iter()
                 .map(|fd| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, PollFlags::POLLIN)),
         );
+        for (fd, flags) in self.stats.iter().flat_map(StatsServer::poll_set) {
+            // SAFETY: the stats server owns these fds until the next `service`.
+            fds.push(PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, flags));
+        }
         let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(e) => Err(Error::os("poll", e)),
         }
     }
+}
+
+/// Renders one stats answer.
+fn answer(view: &View<'_>, want: Want) -> Answer {
+    match want {
+        Want::Json => ("application/json", observe::stats::document(view)),
+        Want::Metrics => (
+            "text/plain; version=0.0.4; charset=utf-8",
+            observe::metrics::render(view),
+        ),
+        Want::Page => ("text/html; charset=utf-8", observe::page::page(view)),
+        Want::Fragment => ("text/html; charset=utf-8", observe::page::fragment(view)),
+        Want::Leaks => (
+            "text/plain; charset=utf-8",
+            observe::top::leak_report(&view.leaks()),
+        ),
+        Want::NotFound => (
+            "text/plain",
+            "not found: try /stats, /metrics, /live, /leaks\n".into(),
+        ),
+    }
+}
+
+fn socket_queue(l: &Bound) -> SocketQueue {
+    let (queue, max_queue) = observe::queue::depth(l.raw()).unwrap_or((0, 0));
+    SocketQueue {
+        name: l.local.clone(),
+        queue,
+        max_queue,
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn notify_pipe() -> Result<(OwnedFd, RawFd), Error> {

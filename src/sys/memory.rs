@@ -42,3 +42,37 @@ fn children(pid: i32) -> Vec<i32> {
     }
     out
 }
+
+/// Memory figures beyond RSS, for the stats: proportional and unique set sizes (from
+/// `smaps_rollup`, which the kernel sums for us) and the virtual size (from `statm`).
+/// Read only at memory-sample intervals and only when a stats server is configured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryDetail {
+    pub pss: Option<u64>,
+    pub uss: Option<u64>,
+    pub vsz: Option<u64>,
+}
+
+/// PSS, USS (private clean + dirty) and VSZ of `pid` alone, in bytes.
+pub fn detail(pid: i32, page_size: u64) -> MemoryDetail {
+    let mut d = MemoryDetail::default();
+    if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        };
+        d.pss = field("Pss:");
+        d.uss = match (field("Private_Clean:"), field("Private_Dirty:")) {
+            (Some(c), Some(p)) => Some(c + p),
+            _ => None,
+        };
+    }
+    d.vsz = procfs::process::Process::new(pid)
+        .ok()
+        .and_then(|p| p.statm().ok())
+        .map(|s| s.size * page_size);
+    d
+}

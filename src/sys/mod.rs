@@ -5,7 +5,7 @@ mod memory;
 pub mod notify;
 mod real;
 
-pub use memory::tree_rss;
+pub use memory::{tree_rss, MemoryDetail};
 pub use real::RealSys;
 
 use std::io;
@@ -24,6 +24,10 @@ pub trait Sys {
     fn reap(&mut self) -> Vec<(i32, ExitKind)>;
     /// Resident memory of a worker and its descendants, in bytes.
     fn memory(&mut self, pid: i32) -> Option<u64>;
+    /// PSS, USS and VSZ of a worker (for the stats only; never a recycling input).
+    fn memory_detail(&mut self, _pid: i32) -> MemoryDetail {
+        MemoryDetail::default()
+    }
     /// Monotonic time.
     fn now(&self) -> Nanos;
     /// Reads what exec'd workers reported (worker protocol) into their slots.

@@ -115,6 +115,10 @@ impl Sys for RealSys {
         tree_rss(pid, self.page_size)
     }
 
+    fn memory_detail(&mut self, pid: i32) -> super::MemoryDetail {
+        super::memory::detail(pid, self.page_size)
+    }
+
     fn now(&self) -> Nanos {
         mono_ns()
     }

@@ -28,6 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{getpid, getppid, setpgid, Pid};
 
 use crate::app::App;
+use crate::observe::reqlog::Format;
 use crate::scoreboard::{flag, Scoreboard, Slot, SlotState};
 use runtime::{Runtime, Stop};
 
@@ -61,6 +62,18 @@ pub struct WorkerSetup {
     pub gid: Option<crate::config::GroupId>,
     /// Reopened on SIGUSR2 (after the master reopened it).
     pub logto: Option<std::path::PathBuf>,
+    /// What the worker records per request (log line, memory, routes).
+    pub observe: ObserveSetup,
+}
+
+/// Per-request observation settings, from `disable-logging`, `log-format`,
+/// `memory-report` and `leak-finder`.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveSetup {
+    pub log: bool,
+    pub log_format: Option<String>,
+    pub memory_report: bool,
+    pub leak_finder: bool,
 }
 
 impl WorkerSetup {
@@ -71,6 +84,12 @@ impl WorkerSetup {
             uid: cfg.uid.clone(),
             gid: cfg.gid.clone(),
             logto: cfg.logto.clone(),
+            observe: ObserveSetup {
+                log: !cfg.disable_logging,
+                log_format: cfg.log_format.clone(),
+                memory_report: cfg.memory_report,
+                leak_finder: cfg.leak_finder,
+            },
         }
     }
 }
@@ -114,6 +133,16 @@ pub struct WorkerShared {
     memory: Option<MemoryProbe>,
     /// The `logto` file, reopened on SIGUSR2.
     pub logto: Option<std::path::PathBuf>,
+    /// The compiled request log format; `None` under `disable-logging`.
+    pub log: Option<crate::observe::reqlog::Format>,
+    /// Measure each request's memory change (`memory-report`, `leak-finder`, or a
+    /// log format that prints memory).
+    pub measure_requests: bool,
+    /// Count each request's growth per route in the slot (`leak-finder`).
+    pub leak_finder: bool,
+    /// This worker's id and pid, for the log line.
+    pub id: u32,
+    pub pid: u32,
 }
 
 impl WorkerShared {
@@ -158,6 +187,14 @@ impl WorkerShared {
         }
     }
 
+    /// Resident and virtual bytes now, when requests are measured (one `pread`).
+    pub fn request_memory(&self) -> Option<(u64, u64)> {
+        if !self.measure_requests {
+            return None;
+        }
+        self.memory.as_ref().map(MemoryProbe::sample)
+    }
+
     fn raise(&self, bit: u32) {
         self.slot().flags.fetch_or(bit, Relaxed);
         self.notify();
@@ -194,21 +231,28 @@ impl MemoryProbe {
 
     /// Resident set size in bytes of the worker plus its helpers (0 for one unreadable).
     pub fn resident_bytes(&self) -> u64 {
-        self.statm
-            .iter()
-            .map(|f| resident_pages(f) * self.page)
-            .sum()
+        self.sample().0
+    }
+
+    /// (resident, virtual) bytes of the worker plus its helpers, one `pread` each.
+    pub fn sample(&self) -> (u64, u64) {
+        self.statm.iter().fold((0, 0), |(r, v), f| {
+            let (rp, vp) = statm_pages(f);
+            (r + rp * self.page, v + vp * self.page)
+        })
     }
 }
 
-fn resident_pages(statm: &File) -> u64 {
+/// (resident, virtual) pages from one statm file (zeros if it cannot be read).
+fn statm_pages(statm: &File) -> (u64, u64) {
     let mut buf = [0u8; 128];
     let n = statm.read_at(&mut buf, 0).unwrap_or(0);
     let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
+    let mut fields = text
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    let vsz = fields.next().unwrap_or(0);
+    (fields.next().unwrap_or(0), vsz)
 }
 
 /// The child side of a fork: never returns.
@@ -306,10 +350,23 @@ fn serve(spec: ChildSpec) -> i32 {
         })
         .collect();
     let Ok(wakers) = wakers else { return 1 };
-    let memory = spec
-        .limits
-        .reload_on_rss
-        .and_then(|_| MemoryProbe::open(&app.helper_pids()).ok());
+    let obs = &spec.setup.observe;
+    let log = if obs.log {
+        match Format::configured(obs.log_format.as_deref(), obs.memory_report) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                error!("worker {}: {e}", spec.id);
+                return EXIT_APP_LOAD;
+            }
+        }
+    } else {
+        None
+    };
+    let measure_requests =
+        obs.memory_report || obs.leak_finder || log.as_ref().is_some_and(|f| f.needs_memory);
+    let memory = (spec.limits.reload_on_rss.is_some() || measure_requests)
+        .then(|| MemoryProbe::open(&app.helper_pids()).ok())
+        .flatten();
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         protocols: spec.protocols.clone(),
@@ -322,6 +379,11 @@ fn serve(spec: ChildSpec) -> i32 {
         wakers: wakers.clone(),
         memory,
         logto: spec.setup.logto.clone(),
+        log,
+        measure_requests,
+        leak_finder: obs.leak_finder,
+        id: spec.id,
+        pid: std::process::id(),
     };
     run_threads(&shared, &wakers, &signals, spec.id)
 }

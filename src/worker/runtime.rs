@@ -191,6 +191,21 @@ pub struct Runtime<'s> {
     limits: Limits,
     /// The signalfd, on the main thread only.
     signal_fd: Option<&'s nix::sys::signalfd::SignalFd>,
+    /// Reused for each request log line and route name (no allocation per request).
+    logbuf: Vec<u8>,
+    routebuf: Vec<u8>,
+}
+
+/// What [`Runtime::observe`] needs to know about one finished request.
+struct Done<'a> {
+    method: &'a str,
+    target: &'a str,
+    info: &'a HeadInfo,
+    headers: &'a [httparse::Header<'a>],
+    remote: Option<SocketAddr>,
+    written: Option<(u16, u64)>,
+    micros: u64,
+    before: Option<(u64, u64)>,
 }
 
 impl<'s> Runtime<'s> {
@@ -226,6 +241,8 @@ impl<'s> Runtime<'s> {
             date: DateCache::default(),
             limits,
             signal_fd,
+            logbuf: Vec::with_capacity(256),
+            routebuf: Vec::with_capacity(64),
         })
     }
 
@@ -490,20 +507,25 @@ impl<'s> Runtime<'s> {
         let method = req.method.unwrap_or("GET");
         let target = req.path.unwrap_or("/");
         let keep_alive = info.keep_alive && !self.shared.draining.load(Relaxed);
-        let mut request = Request::new(
-            method,
-            target,
-            info.version,
-            req.headers,
-            *remote,
-            &mut body,
-        );
+        let headers: &[httparse::Header<'_>] = req.headers;
+        let before = self.shared.request_memory();
+        let mut request = Request::new(method, target, info.version, headers, *remote, &mut body);
         let response = self.call_app(&mut request);
         let body_ok = body.skip_rest(SKIP_BODY) && body.failed.is_none();
         let keep_alive = keep_alive && body_ok && !wants_close(&response);
         let is_head = method == "HEAD";
         let written = self.write_response(wbuf, raw, &info, response, keep_alive, is_head);
-        self.account(written);
+        let micros = self.account(written);
+        self.observe(&Done {
+            method,
+            target,
+            info: &info,
+            headers,
+            remote: *remote,
+            written,
+            micros,
+            before,
+        });
         let next = body_start + body.buffered_used();
         let overflow = std::mem::take(&mut body.overflow);
         if !overflow.is_empty() {
@@ -682,15 +704,17 @@ impl<'s> Runtime<'s> {
         wbuf.extend_from_slice(body.as_bytes());
     }
 
-    /// Updates the scoreboard after a request and raises recycle requests.
-    fn account(&mut self, written: Option<(u16, u64)>) {
+    /// Updates the scoreboard after a request and raises recycle requests; returns the
+    /// request's duration in microseconds.
+    fn account(&mut self, written: Option<(u16, u64)>) -> u64 {
         let shared = self.shared;
         let slot = shared.slot();
         let core = &slot.cores[self.thread];
         let started = core.busy_since_ns.swap(0, Relaxed);
         self.now = mono_ns();
-        slot.busy_us
-            .fetch_add(self.now.saturating_sub(started) / 1000, Relaxed);
+        let micros = self.now.saturating_sub(started) / 1000;
+        slot.busy_us.fetch_add(micros, Relaxed);
+        slot.count_duration(micros);
         if let Some((status, bytes)) = written {
             slot.tx_bytes.fetch_add(bytes, Relaxed);
             if status >= 500 {
@@ -699,6 +723,51 @@ impl<'s> Runtime<'s> {
         }
         let served = slot.requests.fetch_add(1, Relaxed) + 1;
         shared.after_request(served);
+        micros
+    }
+
+    /// The optional per-request work: memory change, the route table, the log line.
+    /// Off by default except the log line, which is one `write`.
+    fn observe(&mut self, d: &Done<'_>) {
+        let shared = self.shared;
+        let memory = d.before.and_then(|(rss0, _)| {
+            let (rss, vsz) = shared.request_memory()?;
+            Some((rss, vsz, rss as i64 - rss0 as i64))
+        });
+        if shared.leak_finder {
+            crate::observe::route::normalise(d.method, d.target, &mut self.routebuf);
+            let growth = memory.map_or(0, |m| m.2.max(0) as u64);
+            let key = crate::observe::route::hash(&self.routebuf);
+            shared.slot().count_route(key, &self.routebuf, growth);
+        }
+        let Some(format) = &shared.log else { return };
+        let header = |name: &str| {
+            d.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+        };
+        let (status, size) = d.written.unwrap_or((0, 0));
+        let record = crate::observe::reqlog::Record {
+            method: d.method,
+            uri: d.target,
+            proto: d.info.version.as_str(),
+            status,
+            size,
+            micros: d.micros,
+            pid: shared.pid,
+            wid: shared.id,
+            core: self.thread,
+            addr: d.remote,
+            host: header("host"),
+            uagent: header("user-agent"),
+            referer: header("referer"),
+            memory,
+            date: self.date.get(),
+            epoch: self.date.secs,
+        };
+        format.render(&record, &mut self.logbuf);
+        crate::observe::reqlog::emit(&self.logbuf);
     }
 
     /// Stops accepting while this worker holds its share of the pool's connections (the
