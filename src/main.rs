@@ -17,7 +17,15 @@ fn main() {
 /// The factory that builds the configured app inside each worker.
 fn app_factory(cfg: &Config) -> AppFactory {
     match &cfg.app {
-        AppSpec::Demo | AppSpec::None => Arc::new(demo::boot),
+        AppSpec::Demo | AppSpec::None => {
+            // This runs in the master, before forking: a preloaded block is shared by all.
+            match demo::preload_from_env() {
+                Ok(0) => {}
+                Ok(mb) => log::info!("demo: preloaded {mb} MiB before forking"),
+                Err(e) => log::error!("demo: {e}"),
+            }
+            Arc::new(demo::boot)
+        }
         AppSpec::Wsgi(_) => {
             Arc::new(|| Err("WSGI apps are not wired into this build yet".to_string()))
         }

@@ -7,7 +7,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, setpgid, ForkResult, Pid};
 
-use super::{tree_rss, SpawnRequest, Sys};
+use super::{tree_memory, MemoryCgroup, SpawnRequest, Sys, TreeMemory};
 use crate::pool::{ExitKind, Nanos};
 use crate::scoreboard::{mono_ns, Scoreboard};
 use crate::worker::{child_main, ChildSpec};
@@ -20,6 +20,7 @@ pub struct RealSys {
     build: SpecBuilder,
     board: std::sync::Arc<Scoreboard>,
     page_size: u64,
+    cgroup: Option<MemoryCgroup>,
 }
 
 impl RealSys {
@@ -30,6 +31,7 @@ impl RealSys {
             build,
             board,
             page_size,
+            cgroup: MemoryCgroup::locate(),
         }
     }
 }
@@ -93,8 +95,27 @@ impl Sys for RealSys {
         }
     }
 
-    fn memory(&mut self, pid: i32) -> Option<u64> {
-        tree_rss(pid, self.page_size)
+    fn memory(&mut self, pid: i32, with_smaps: bool) -> Option<TreeMemory> {
+        tree_memory(pid, self.page_size, with_smaps)
+    }
+
+    fn exec(&mut self, command: &str, env: &[(&str, String)]) -> io::Result<i32> {
+        let child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        // Dropping `Child` neither waits nor kills: the master's reap loop collects it.
+        Ok(child.id() as i32)
+    }
+
+    fn capacity(&mut self) -> Option<super::Capacity> {
+        super::capacity()
+    }
+
+    fn oom_kills(&mut self) -> Option<u64> {
+        self.cgroup.as_ref()?.oom_kills()
     }
 
     fn now(&self) -> Nanos {

@@ -48,6 +48,8 @@ pub struct WorkerLimits {
     /// counts, as uWSGI); otherwise keep serving until the replacement is ready.
     pub drain_at_max_requests: bool,
     pub reload_on_rss: Option<u64>,
+    /// Enforce the RSS ceiling the master leases in the slot (pool-soft-limit is set).
+    pub pool_lease: bool,
 }
 
 /// Process settings a worker applies to itself after fork, before loading the app.
@@ -132,15 +134,30 @@ impl WorkerShared {
                 self.request_drain();
             }
         }
-        if let (Some(limit), Some(probe)) = (self.limits.reload_on_rss, &self.memory) {
-            let rss = probe.resident_bytes();
-            self.slot().self_rss.store(rss, Relaxed);
-            if rss >= limit && !self.draining.load(Relaxed) {
-                // Memory is the emergency: stop taking work now, so the pool never
-                // overshoots by more than this request's growth.
-                self.raise(flag::RSS);
-                self.request_drain();
-            }
+        if let Some(probe) = &self.memory {
+            self.check_memory(probe.resident_bytes());
+        }
+    }
+
+    /// Memory is the emergency: over reload-on-rss, or over the RSS ceiling the master
+    /// leased it under pool-soft-limit, the worker stops taking work now, so neither
+    /// limit is passed by more than this request's growth. Only RSS is checked here
+    /// (one pread of statm); PSS/USS cost a page-table walk and are the master's job.
+    fn check_memory(&self, rss: u64) {
+        let slot = self.slot();
+        slot.self_rss.store(rss, Relaxed);
+        if self.draining.load(Relaxed) {
+            return;
+        }
+        if self.limits.reload_on_rss.is_some_and(|limit| rss >= limit) {
+            self.raise(flag::RSS);
+            self.request_drain();
+            return;
+        }
+        let ceiling = slot.mem_ceiling.load(Relaxed);
+        if self.limits.pool_lease && ceiling > 0 && rss >= ceiling {
+            self.raise(flag::POOL);
+            self.request_drain();
         }
     }
 
@@ -274,10 +291,8 @@ fn serve(spec: ChildSpec) -> i32 {
         })
         .collect();
     let Ok(wakers) = wakers else { return 1 };
-    let memory = spec
-        .limits
-        .reload_on_rss
-        .and_then(|_| MemoryProbe::open().ok());
+    let wants_probe = spec.limits.reload_on_rss.is_some() || spec.limits.pool_lease;
+    let memory = wants_probe.then(MemoryProbe::open).and_then(Result::ok);
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         app,
