@@ -44,7 +44,9 @@ pub fn preload_from_env() -> Result<usize, String> {
         .parse()
         .ok()
         .filter(|&mb| mb <= MAX_PRELOAD_MB)
-        .ok_or_else(|| format!("MOLT_DEMO_PRELOAD={text}: expected MiB from 0 to {MAX_PRELOAD_MB}"))?;
+        .ok_or_else(|| {
+            format!("MOLT_DEMO_PRELOAD={text}: expected MiB from 0 to {MAX_PRELOAD_MB}")
+        })?;
     // Written byte by byte (not calloc'd zero pages), so every page is really resident.
     let block = PRELOADED.get_or_init(|| vec![0x5Au8; mb << 20].into_boxed_slice());
     Ok(block.len() >> 20)

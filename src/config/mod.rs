@@ -21,10 +21,10 @@ mod validate;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::pool::Metric;
 pub use load::{cli_main, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources};
 pub use memory::{Amount, MemoryThreshold};
 pub use print::{help_text, options_markdown, print_config};
-pub use crate::pool::Metric;
 
 /// One listening address as written by the user (`HOST:PORT`, `:PORT` or a unix path).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 //! it as not supported yet, or treat it as a directive for the readers (`ini`, `toml`, ...).
 //! Moving an option from "not yet" to real is a one-row change here.
 
+use super::memory::parse_threshold;
 use super::units::{
     parse_addr, parse_bool, parse_bounded, parse_duration, parse_key_value, parse_path, parse_size,
     parse_u64, SizeUnit, TimeUnit,
 };
-use super::memory::parse_threshold;
 use super::{AppSpec, Config, Listener, Metric, Mode, Protocol, RecycleOrder};
 use std::path::PathBuf;
 

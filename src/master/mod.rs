@@ -29,7 +29,9 @@ use nix::unistd::getpid;
 use crate::config::{Amount, Config, Loaded, MemoryThreshold, RecycleOrder};
 use crate::error::Error;
 use crate::listen::{bind_all, Bound};
-use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, PoolLimits, PoolRule, Reason, Shutdown};
+use crate::pool::{
+    self, Action, Limits, Nanos, Outcome, Pool, PoolLimits, PoolRule, Reason, Shutdown,
+};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
 use crate::sys::{Capacity, RealSys, SpawnRequest, Sys};
 use crate::worker::{AppFactory, ChildSpec, WorkerLimits, WorkerSetup};
@@ -258,7 +260,10 @@ impl<S: Sys> Master<S> {
         match (before, after) {
             (Some(b), Some(a)) if a > b => {
                 self.counters.oom_kills += a - b;
-                sample::Oom::Confirmed { before: b, after: a }
+                sample::Oom::Confirmed {
+                    before: b,
+                    after: a,
+                }
             }
             (Some(_), Some(_)) => sample::Oom::NotConfirmed,
             _ => sample::Oom::NoCounter,
@@ -327,7 +332,8 @@ impl<S: Sys> Master<S> {
         if !measure {
             return;
         }
-        let Some(m) = self.sys.memory(pid, smaps) else {
+        // An exiting process reads as 0 resident pages: keep the last real figures.
+        let Some(m) = self.sys.memory(pid, smaps).filter(|m| m.rss > 0) else {
             return;
         };
         obs.rss = Some(m.rss);

@@ -91,10 +91,14 @@ fn oom_verdict(oom: Oom) -> String {
 
 /// "RSS 120.0 MB, PSS 40.0 MB, USS 38.0 MB", with what is known.
 fn last_figures(r: &ExitReport) -> String {
-    let figures: Vec<String> = [("RSS", r.last_rss), ("PSS", r.last_pss), ("USS", r.last_uss)]
-        .into_iter()
-        .filter_map(|(name, v)| Some(format!("{name} {}", mb(v?))))
-        .collect();
+    let figures: Vec<String> = [
+        ("RSS", r.last_rss),
+        ("PSS", r.last_pss),
+        ("USS", r.last_uss),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| Some(format!("{name} {}", mb(v?))))
+    .collect();
     if figures.is_empty() {
         "no memory figure yet".into()
     } else {

@@ -14,9 +14,9 @@ mod policy;
 mod reason;
 pub mod rules;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod rules_tests;
+#[cfg(test)]
+mod tests;
 
 pub use backoff::Backoff;
 pub use plan::{ExitReport, Pool, Shutdown, Thresholds};

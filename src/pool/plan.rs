@@ -478,20 +478,26 @@ impl Pool {
     pub fn census(&self) -> Census {
         let metric = self.limits.pool.metric;
         let memory = |w: &Worker| w.obs.memory(metric);
+        let fresh = self
+            .workers
+            .iter()
+            .filter_map(|w| w.fresh_memory)
+            .max()
+            .unwrap_or(0);
         Census {
-            total: self.workers.iter().filter_map(memory).sum(),
+            // A worker not measured yet (just forked) is counted as a fresh one.
+            total: self
+                .workers
+                .iter()
+                .map(|w| memory(w).unwrap_or(fresh))
+                .sum(),
             largest: self
                 .workers
                 .iter()
                 .filter(|w| w.phase == Phase::Serving)
                 .filter_map(|w| Some((w.pid, memory(w)?)))
                 .max_by_key(|&(_, m)| m),
-            fresh: self
-                .workers
-                .iter()
-                .filter_map(|w| w.fresh_memory)
-                .max()
-                .unwrap_or(0),
+            fresh,
         }
     }
 
@@ -515,7 +521,9 @@ impl Pool {
                 | Phase::Killed { reason } => Some(reason),
                 Phase::Booting | Phase::Serving => None,
             };
-            phase_reason.or(w.respawn.as_ref()).is_some_and(Reason::is_memory)
+            phase_reason
+                .or(w.respawn.as_ref())
+                .is_some_and(Reason::is_memory)
         })
     }
 
@@ -622,11 +630,41 @@ impl Pool {
         actions: &mut Vec<Action>,
         spawning: &mut BTreeSet<u32>,
     ) {
+        let mut room = self.room();
         for id in 1..=self.target as u32 {
             let held = self.workers.iter().any(|w| w.id == id && w.holds_id());
-            if !held && self.may_spawn(id, now) && spawning.insert(id) {
-                actions.push(Action::Spawn { id, replaces: None });
+            if held || !self.may_spawn(id, now) || spawning.contains(&id) {
+                continue;
             }
+            if self.freed_by_memory_stop(id) && !room.take_one() {
+                continue;
+            }
+            spawning.insert(id);
+            actions.push(Action::Spawn { id, replaces: None });
+        }
+    }
+
+    /// The id's last holder is stopping for memory: under a pool rule its replacement
+    /// waits until it fits (retire first, really), so the old and new never add up.
+    fn freed_by_memory_stop(&self, id: u32) -> bool {
+        self.limits.pool.active()
+            && self.workers.iter().any(|w| {
+                w.id == id
+                    && matches!(&w.phase,
+                        Phase::Draining { reason, .. } | Phase::Killed { reason } if reason.is_memory())
+            })
+    }
+
+    /// The room under the lowest pool limit, in fresh workers.
+    fn room(&self) -> Room {
+        let census = self.census();
+        Room {
+            free: self
+                .limits
+                .pool
+                .budget()
+                .map(|b| b.saturating_sub(census.total)),
+            fresh: census.fresh,
         }
     }
 
@@ -708,6 +746,26 @@ impl Pool {
                     reason: reason.clone(),
                 };
             }
+        }
+    }
+}
+
+/// Memory left under the lowest pool limit, handed out one fresh worker at a time.
+struct Room {
+    /// None: no pool limit, room for anything.
+    free: Option<u64>,
+    fresh: u64,
+}
+
+impl Room {
+    fn take_one(&mut self) -> bool {
+        match &mut self.free {
+            None => true,
+            Some(free) if *free >= self.fresh => {
+                *free -= self.fresh;
+                true
+            }
+            Some(_) => false,
         }
     }
 }

@@ -94,7 +94,11 @@ impl PoolLimits {
 
     /// The lowest pool limit: the room that an extra worker must fit in.
     pub fn budget(&self) -> Option<u64> {
-        [self.soft, self.hard].iter().flatten().map(|r| r.limit).min()
+        [self.soft, self.hard]
+            .iter()
+            .flatten()
+            .map(|r| r.limit)
+            .min()
     }
 }
 
@@ -128,7 +132,11 @@ pub struct Streaks {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Recycle this one worker gracefully; `exec` runs `pool-soft-exec`.
-    Recycle { pid: i32, reason: Reason, exec: bool },
+    Recycle {
+        pid: i32,
+        reason: Reason,
+        exec: bool,
+    },
     /// Restart every worker gracefully: no single recycle brings the pool under the limit.
     RestartAll(Reason),
 }

@@ -88,7 +88,12 @@ fn leases_split_the_soft_headroom_minus_one_fresh_worker() {
     let got = leases(&limits, &census(120, 30, 10), &serving);
     assert_eq!(got, vec![(1, 20 * MB), (2, 30 * MB)]);
     // No soft limit, no leases.
-    assert!(leases(&pool_limits(None, rule(100, 1)), &census(50, 30, 10), &serving).is_empty());
+    assert!(leases(
+        &pool_limits(None, rule(100, 1)),
+        &census(50, 30, 10),
+        &serving
+    )
+    .is_empty());
 }
 
 #[test]
@@ -96,7 +101,10 @@ fn room_for_one_more_uses_the_lowest_limit() {
     let limits = pool_limits(rule(100, 1), rule(150, 1));
     assert!(room_for_one_more(&limits, &census(80, 30, 20)));
     assert!(!room_for_one_more(&limits, &census(81, 30, 20)));
-    assert!(room_for_one_more(&pool_limits(None, None), &census(900, 30, 20)));
+    assert!(room_for_one_more(
+        &pool_limits(None, None),
+        &census(900, 30, 20)
+    ));
 }
 
 #[test]
@@ -280,7 +288,10 @@ fn hard_limit_restarts_every_worker_when_one_is_not_enough() {
                 || matches!(&w.phase, Phase::Retiring { reason, .. } | Phase::Draining { reason, .. } if reason.name() == "pool-hard-limit")
         })
         .count();
-    assert_eq!(marked, 4, "160 - 40 + 10 (fresh) > 100: the whole pool restarts");
+    assert_eq!(
+        marked, 4,
+        "160 - 40 + 10 (fresh) > 100: the whole pool restarts"
+    );
 }
 
 #[test]

@@ -89,7 +89,11 @@ impl MemoryCgroup {
             Version::V1 => &["memory.limit_in_bytes"],
         };
         let mut best: Option<(u64, PathBuf)> = None;
-        for dir in self.dir.ancestors().take_while(|d| d.starts_with(&self.mount)) {
+        for dir in self
+            .dir
+            .ancestors()
+            .take_while(|d| d.starts_with(&self.mount))
+        {
             for file in files {
                 let path = dir.join(file);
                 let Some(bytes) = fs::read_to_string(&path).ok().and_then(|t| parse_limit(&t))

@@ -87,6 +87,16 @@ impl Molt {
 
     /// Starts molt without waiting for workers (for boot-failure tests).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Molt {
+        Self::spawn_with(args, env, |_| {})
+    }
+
+    /// Like [`Molt::spawn`], letting the test adjust the command first (e.g. a
+    /// `pre_exec` hook that moves molt into a cgroup).
+    pub fn spawn_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        customize: impl FnOnce(&mut Command),
+    ) -> Molt {
         let dir = TempDir::new("molt");
         let log_path = dir.path().join("molt.log");
         let log = fs::File::create(&log_path).expect("log file");
@@ -103,6 +113,7 @@ impl Molt {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
+        customize(&mut cmd);
         let child = cmd.spawn().expect("spawn molt");
         let mut molt = Molt {
             child,
