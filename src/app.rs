@@ -13,6 +13,12 @@ use std::net::SocketAddr;
 pub trait App: Send + Sync + 'static {
     /// Maps one request to a response. Called from one of the worker's threads.
     fn call(&self, req: &mut Request<'_>) -> Response;
+
+    /// Processes this app runs on the worker's behalf (a Python child): their memory
+    /// counts as the worker's in its own reload-on-rss check. Asked once, after load.
+    fn helper_pids(&self) -> Vec<i32> {
+        Vec::new()
+    }
 }
 
 /// The HTTP version of a request.

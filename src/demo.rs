@@ -52,6 +52,17 @@ pub fn preload_from_env() -> Result<usize, String> {
     Ok(block.len() >> 20)
 }
 
+/// The demo's factory. Called in the master (before forking), so this is where
+/// `MOLT_DEMO_PRELOAD` fills the block every worker then shares.
+pub fn factory() -> crate::worker::AppFactory {
+    match preload_from_env() {
+        Ok(0) => {}
+        Ok(mb) => log::info!("demo: preloaded {mb} MiB before forking"),
+        Err(e) => log::error!("demo: {e}"),
+    }
+    std::sync::Arc::new(boot)
+}
+
 /// Builds the demo app in a worker, honouring `MOLT_DEMO_BOOT`.
 pub fn boot() -> Result<Box<dyn App>, String> {
     let knob = std::env::var("MOLT_DEMO_BOOT").unwrap_or_default();

@@ -23,6 +23,7 @@
 //! - [`scoreboard`]: shared-memory slots, one per worker process.
 //! - [`listen`]: binding listeners.
 //! - [`worker`]: child setup and the HTTP/1.1 runtime.
+//! - [`wsgi`]: Python WSGI apps, served by a Python child of each worker over socketpairs.
 //! - [`app`]: the public API an application implements; [`demo`]: the built-in demo app.
 //!
 //! # Using molt as a library
@@ -44,6 +45,7 @@
 //! ```
 
 pub mod app;
+pub mod apps;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -53,6 +55,7 @@ pub mod pool;
 pub mod scoreboard;
 pub mod sys;
 pub mod worker;
+pub mod wsgi;
 
 use std::sync::Arc;
 
@@ -75,18 +78,17 @@ where
 {
     init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let loaded = load_or_exit(args);
+    let loaded = load_or_exit(args, true);
     let factory: worker::AppFactory = Arc::new(factory);
-    exit_with(master::run(
-        loaded,
-        Arc::new(move |_: &config::Config| factory.clone()),
-    ))
+    let make_app = move |cfg: &config::Config| apps::configured(cfg, Some(&factory));
+    exit_with(master::run(loaded, Arc::new(make_app)))
 }
 
 /// Loads the configuration from the command line, or prints what `--help`,
 /// `--version`, `--check-config`, `--print-config` or the errors call for and exits.
-pub fn load_or_exit(args: Vec<String>) -> config::Loaded {
-    match config::cli_main(args) {
+/// `embedded_app`: the program serves its own app (no app option is required).
+pub fn load_or_exit(args: Vec<String>, embedded_app: bool) -> config::Loaded {
+    match config::cli_main_for(args, embedded_app) {
         Ok(loaded) => loaded,
         Err(exit) => {
             use std::io::Write;

@@ -66,6 +66,8 @@ pub struct Slot {
     pub flags: AtomicU32,
     /// The worker's own pid, for display only.
     pub pid: AtomicI32,
+    /// Connections the worker holds open (for accept balancing).
+    pub open_conns: AtomicU32,
     /// Requests served.
     pub requests: AtomicU64,
     /// Responses with status >= 500.
@@ -85,6 +87,16 @@ pub struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == PAGE);
 
+/// Written by the master, read by every worker (read-only to them): pool-wide controls.
+#[repr(C, align(4096))]
+pub struct Control {
+    /// Most connections one worker should hold before it stops accepting (0 = no limit).
+    /// Keeps reconnecting keep-alive clients from piling onto one worker after a recycle.
+    pub accept_limit: AtomicU32,
+}
+
+const _: () = assert!(std::mem::size_of::<Control>() == PAGE);
+
 /// The shared mapping.
 pub struct Scoreboard {
     base: NonNull<Slot>,
@@ -98,7 +110,8 @@ unsafe impl Sync for Scoreboard {}
 impl Scoreboard {
     /// Maps a zeroed board of [`MAX_SLOTS`] slots.
     pub fn new() -> nix::Result<Self> {
-        let len = MAX_SLOTS * PAGE;
+        // Slots, then the control page.
+        let len = (MAX_SLOTS + 1) * PAGE;
         let size = NonZeroUsize::new(len).ok_or(nix::Error::EINVAL)?;
         // SAFETY: a fresh anonymous mapping; zeroed memory is a valid Slot (all atomics).
         let ptr = unsafe {
@@ -122,6 +135,13 @@ impl Scoreboard {
         unsafe { &*self.base.as_ptr().add(index) }
     }
 
+    /// The pool-wide control page.
+    pub fn control(&self) -> &Control {
+        // SAFETY: the control page follows the last slot inside our mapping; zeroed
+        // memory is a valid Control (all atomics).
+        unsafe { &*self.base.as_ptr().add(MAX_SLOTS).cast::<Control>() }
+    }
+
     /// Resets a slot before a new worker is forked into it.
     pub fn reset(&self, index: usize, generation: u64) {
         let s = self.slot(index);
@@ -129,6 +149,7 @@ impl Scoreboard {
         s.state.store(SlotState::Booting as u32, Relaxed);
         s.flags.store(0, Relaxed);
         s.pid.store(0, Relaxed);
+        s.open_conns.store(0, Relaxed);
         for c in [
             &s.requests,
             &s.errors,

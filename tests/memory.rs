@@ -7,7 +7,7 @@ mod support;
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -257,7 +257,7 @@ impl Drop for ChildCgroup {
 }
 
 fn start_in(cg: &ChildCgroup, args: &[&str], ready: usize) -> Molt {
-    let m = Molt::spawn_with(args, &[], |cmd| cg.enter(cmd));
+    let m = Molt::spawn_with(Path::new(molt_bin()), args, &[], |cmd| cg.enter(cmd));
     assert!(
         m.wait_log_count("ready in", ready, T),
         "molt did not start in the cgroup:\n{}",

@@ -55,6 +55,8 @@ pub struct Context<'a> {
     pub env: &'a HashMap<String, String>,
     /// Directory relative paths are resolved against.
     pub cwd: &'a Path,
+    /// The program serves an app built into it (the library's `cli_main`).
+    pub embedded_app: bool,
 }
 
 impl Context<'_> {

@@ -37,12 +37,19 @@ pub struct Sources {
     pub env: Vec<(String, String)>,
     /// The directory molt was started in; relative paths resolve against it.
     pub cwd: PathBuf,
+    /// The app is built into the program (library use): no app option is required.
+    pub embedded_app: bool,
 }
 
 impl Sources {
     /// Sources from explicit parts (tests, embedding).
     pub fn new(args: Vec<String>, env: Vec<(String, String)>, cwd: PathBuf) -> Self {
-        Sources { args, env, cwd }
+        Sources {
+            args,
+            env,
+            cwd,
+            embedded_app: false,
+        }
     }
 
     /// Sources from this process: `args` plus the current environment and directory.
@@ -57,7 +64,12 @@ impl Sources {
                 message: format!("cannot read the current directory: {e}"),
             }]
         })?;
-        Ok(Sources { args, env, cwd })
+        Ok(Sources {
+            args,
+            env,
+            cwd,
+            embedded_app: false,
+        })
     }
 }
 
@@ -136,6 +148,7 @@ fn read_all(sources: &Sources) -> (Result<Loaded, Vec<ConfigError>>, Vec<String>
     let mut col = Collector::new(Context {
         env: &env,
         cwd: &sources.cwd,
+        embedded_app: sources.embedded_app,
     });
     let parsed = cli::parse(&sources.args);
     col.errors.extend(parsed.errors);
@@ -180,6 +193,12 @@ fn read_all(sources: &Sources) -> (Result<Loaded, Vec<ConfigError>>, Vec<String>
 /// Everything `main` needs: help and version, errors (exit 2), `--check-config` and
 /// `--print-config` (exit 0) become an [`ExitNow`]; only a runnable configuration is `Ok`.
 pub fn cli_main(args: Vec<String>) -> Result<Loaded, ExitNow> {
+    cli_main_for(args, false)
+}
+
+/// [`cli_main`] for a program that serves its own built-in app (`embedded_app`): then no
+/// app option is required, and one given (module, demo, ...) takes its place.
+pub fn cli_main_for(args: Vec<String>, embedded_app: bool) -> Result<Loaded, ExitNow> {
     match cli::early_exit(&args) {
         Some(Directive::Help) => return Err(exit(0, help_text(), String::new())),
         Some(_) => {
@@ -191,7 +210,8 @@ pub fn cli_main(args: Vec<String>) -> Result<Loaded, ExitNow> {
         }
         None => {}
     }
-    let sources = Sources::capture(args).map_err(failure)?;
+    let mut sources = Sources::capture(args).map_err(failure)?;
+    sources.embedded_app = embedded_app;
     let (outcome, notices) = read_all(&sources);
     let notices: String = notices
         .iter()

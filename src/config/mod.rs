@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::pool::Metric;
-pub use load::{cli_main, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources};
+pub use load::{
+    cli_main, cli_main_for, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources,
+};
 pub use memory::{Amount, MemoryThreshold};
 pub use print::{help_text, options_markdown, print_config};
 
@@ -56,6 +58,9 @@ pub enum AppSpec {
     Demo,
     /// A Python WSGI app (`module` or `wsgi-file`, with `callable`, `home`, `pythonpath`).
     Wsgi(WsgiSpec),
+    /// The app built into the program (a Rust app served through the library's
+    /// `cli_main`), when no app option names another one.
+    Embedded,
     /// No application configured: a configuration error at validation time.
     None,
 }

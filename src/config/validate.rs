@@ -287,6 +287,9 @@ impl<'a> Checker<'a> {
         if python {
             return AppSpec::Wsgi(self.wsgi(d));
         }
+        if self.ctx.embedded_app {
+            return AppSpec::Embedded;
+        }
         self.error(
             "module",
             "no application: set module = pkg.wsgi[:callable] or wsgi-file = path/to/app.py (or demo)",

@@ -224,6 +224,7 @@ impl<S: Sys> Master<S> {
         let now = self.sys.now();
         self.reap(now);
         self.sample(now);
+        self.publish_accept_limit();
         let actions = self.pool.plan(now);
         self.apply(actions, now)
     }
@@ -245,6 +246,35 @@ impl<S: Sys> Master<S> {
                 None => info!("reaped pid {pid} ({how}), not a worker"),
             }
         }
+    }
+
+    /// Publishes the per-worker accept limit: each accepting worker's share of the open
+    /// connections plus one. It always leaves room for N more connections before the
+    /// next tick, so a worker at its limit never leaves a client waiting long.
+    fn publish_accept_limit(&self) {
+        let mut total = 0u64;
+        let mut accepting = 0u64;
+        for w in &self.pool.workers {
+            if matches!(w.phase, pool::Phase::Serving | pool::Phase::Retiring { .. }) {
+                let held = self
+                    .board
+                    .slot(w.slot)
+                    .open_conns
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                total += u64::from(held.min(1 << 20));
+                accepting += 1;
+            }
+        }
+        let limit = if accepting < 2 {
+            0
+        } else {
+            total.div_ceil(accepting) + 1
+        };
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.board
+            .control()
+            .accept_limit
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a SIGKILL molt did not send, and asks the cgroup whether it was the OOM

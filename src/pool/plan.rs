@@ -376,33 +376,18 @@ impl Pool {
             }
             match judge(w, &self.limits, now) {
                 Verdict::Keep => {}
-                Verdict::Kill(reason) => {
-                    actions.push(Action::Kill {
-                        id: w.id,
-                        pid: w.pid,
-                        reason: reason.clone(),
-                    });
-                    w.phase = Phase::Killed { reason };
-                }
+                Verdict::Kill(reason) => kill(w, reason, actions),
                 Verdict::Drain(reason) => {
-                    actions.push(Action::Stop {
-                        id: w.id,
-                        pid: w.pid,
-                        reason: reason.clone(),
-                    });
                     // A crossed lease is the soft limit at work: its command runs too.
-                    if let (Reason::PoolLease { .. }, Some(command)) =
-                        (&reason, &self.limits.pool.soft_exec)
-                    {
-                        actions.push(Action::Exec {
+                    let exec = match (&reason, &self.limits.pool.soft_exec) {
+                        (Reason::PoolLease { .. }, Some(command)) => Some(Action::Exec {
                             command: command.clone(),
                             reason: reason.clone(),
-                        });
-                    }
-                    w.phase = Phase::Draining {
-                        reason,
-                        deadline: now + mercy,
+                        }),
+                        _ => None,
                     };
+                    drain(w, reason, now + mercy, actions);
+                    actions.extend(exec);
                 }
                 Verdict::Retire(reason) => {
                     w.phase = Phase::Retiring {
@@ -616,12 +601,7 @@ impl Pool {
             Phase::Retiring { reason, .. } => reason.clone(),
             _ => return,
         };
-        actions.push(Action::Stop {
-            id: w.id,
-            pid: w.pid,
-            reason: reason.clone(),
-        });
-        w.phase = Phase::Draining { reason, deadline };
+        drain(w, reason, deadline, actions);
     }
 
     fn fill_vacancies(
@@ -673,15 +653,7 @@ impl Pool {
         let target = self.target as u32;
         for w in &mut self.workers {
             if w.id > target && w.holds_id() {
-                actions.push(Action::Stop {
-                    id: w.id,
-                    pid: w.pid,
-                    reason: Reason::ScaleDown,
-                });
-                w.phase = Phase::Draining {
-                    reason: Reason::ScaleDown,
-                    deadline,
-                };
+                drain(w, Reason::ScaleDown, deadline, actions);
             }
         }
     }
@@ -699,12 +671,7 @@ impl Pool {
                 }
                 _ => continue,
             };
-            actions.push(Action::Kill {
-                id: w.id,
-                pid: w.pid,
-                reason: reason.clone(),
-            });
-            w.phase = Phase::Killed { reason };
+            kill(w, reason, actions);
         }
     }
 
@@ -715,15 +682,7 @@ impl Pool {
                 let deadline = now + nanos(self.limits.mercy);
                 for w in &mut self.workers {
                     if w.holds_id() {
-                        actions.push(Action::Stop {
-                            id: w.id,
-                            pid: w.pid,
-                            reason: Reason::Shutdown,
-                        });
-                        w.phase = Phase::Draining {
-                            reason: Reason::Shutdown,
-                            deadline,
-                        };
+                        drain(w, Reason::Shutdown, deadline, actions);
                     }
                 }
                 self.enforce_deadlines(now, actions);
@@ -737,14 +696,7 @@ impl Pool {
     fn kill_all(&mut self, reason: Reason, actions: &mut Vec<Action>) {
         for w in &mut self.workers {
             if !matches!(w.phase, Phase::Killed { .. }) {
-                actions.push(Action::Kill {
-                    id: w.id,
-                    pid: w.pid,
-                    reason: reason.clone(),
-                });
-                w.phase = Phase::Killed {
-                    reason: reason.clone(),
-                };
+                kill(w, reason.clone(), actions);
             }
         }
     }
@@ -768,6 +720,26 @@ impl Room {
             Some(_) => false,
         }
     }
+}
+
+/// Asks `w` to stop gracefully by `deadline` (SIGTERM now, SIGKILL at the deadline).
+fn drain(w: &mut Worker, reason: Reason, deadline: Nanos, actions: &mut Vec<Action>) {
+    actions.push(Action::Stop {
+        id: w.id,
+        pid: w.pid,
+        reason: reason.clone(),
+    });
+    w.phase = Phase::Draining { reason, deadline };
+}
+
+/// Kills `w` at once.
+fn kill(w: &mut Worker, reason: Reason, actions: &mut Vec<Action>) {
+    actions.push(Action::Kill {
+        id: w.id,
+        pid: w.pid,
+        reason: reason.clone(),
+    });
+    w.phase = Phase::Killed { reason };
 }
 
 /// A worker that exits 0 after raising a recycle flag retired itself (retire-first

@@ -50,6 +50,27 @@ pub fn read_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> 
     }
 }
 
+/// Reads once without blocking into `buf`'s spare capacity (never zero-filled first),
+/// extending its length by what was read: `Ok(None)` when nothing is available now.
+pub fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: recv writes at most spare.len() bytes into memory we own.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), 0) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first n bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(Some(n));
+        }
+        match Errno::last() {
+            Errno::EAGAIN => return Ok(None),
+            Errno::EINTR => {}
+            e => return Err(e.into()),
+        }
+    }
+}
+
 /// Reads at least one byte, waiting at most `timeout`; `Ok(0)` is end of stream.
 pub fn read_blocking(fd: RawFd, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
     loop {

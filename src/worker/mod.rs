@@ -115,6 +115,11 @@ impl WorkerShared {
         self.board.slot(self.slot)
     }
 
+    /// The most connections this worker should hold (0 = no limit), from the master.
+    pub fn accept_limit(&self) -> u32 {
+        self.board.control().accept_limit.load(Relaxed)
+    }
+
     /// Stops accepting on every thread (idempotent).
     pub fn request_drain(&self) {
         if self.draining.swap(true, Relaxed) {
@@ -173,34 +178,45 @@ impl WorkerShared {
     }
 }
 
-/// Reads this process's resident memory with one `pread` per check (the fd stays open).
+/// Reads the resident memory of this process and its helper processes (the app's
+/// Python child) with one `pread` per process per check (the fds stay open).
 pub struct MemoryProbe {
-    statm: File,
+    statm: Vec<File>,
     page: u64,
 }
 
 impl MemoryProbe {
-    pub fn open() -> std::io::Result<Self> {
+    /// Opens `/proc/self/statm` and `/proc/PID/statm` of each helper. A helper that is
+    /// already gone is left out (the worker will notice it is gone on its next request).
+    pub fn open(helpers: &[i32]) -> std::io::Result<Self> {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-        Ok(MemoryProbe {
-            statm: File::open("/proc/self/statm")?,
-            page,
-        })
+        let mut statm = vec![File::open("/proc/self/statm")?];
+        statm.extend(
+            helpers
+                .iter()
+                .filter_map(|pid| File::open(format!("/proc/{pid}/statm")).ok()),
+        );
+        Ok(MemoryProbe { statm, page })
     }
 
-    /// Resident set size in bytes (0 if it cannot be read).
+    /// Resident set size in bytes of the worker plus its helpers (0 for one unreadable).
     pub fn resident_bytes(&self) -> u64 {
-        let mut buf = [0u8; 128];
-        let n = self.statm.read_at(&mut buf, 0).unwrap_or(0);
-        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-        let pages = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        pages * self.page
+        self.statm
+            .iter()
+            .map(|f| resident_pages(f) * self.page)
+            .sum()
     }
+}
+
+fn resident_pages(statm: &File) -> u64 {
+    let mut buf = [0u8; 128];
+    let n = statm.read_at(&mut buf, 0).unwrap_or(0);
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// The child side of a fork: never returns.
@@ -292,7 +308,9 @@ fn serve(spec: ChildSpec) -> i32 {
         .collect();
     let Ok(wakers) = wakers else { return 1 };
     let wants_probe = spec.limits.reload_on_rss.is_some() || spec.limits.pool_lease;
-    let memory = wants_probe.then(MemoryProbe::open).and_then(Result::ok);
+    let memory = wants_probe
+        .then(|| MemoryProbe::open(&app.helper_pids()))
+        .and_then(Result::ok);
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         app,

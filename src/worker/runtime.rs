@@ -10,7 +10,6 @@
 //! request in flight and answer it with `Connection: close`, half-close idle
 //! connections cleanly, exit when none is left.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -23,11 +22,11 @@ use log::{debug, error, warn};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::EventFd;
-use nix::sys::socket::{accept4, getpeername, shutdown, Shutdown, SockFlag, SockaddrStorage};
+use nix::sys::socket::{shutdown, Shutdown, SockaddrLike, SockaddrStorage};
 
 use super::body::BodyReader;
 use super::http::{self, BodyFraming, HeadInfo, HttpError, Limits, MAX_HEADERS};
-use super::io::{read_nonblocking, write_all};
+use super::io::{read_into_spare, write_all};
 use super::WorkerShared;
 use crate::app::{Body, Request, Response, Version};
 use crate::scoreboard::mono_ns;
@@ -51,6 +50,15 @@ const LINGER: Duration = Duration::from_secs(2);
 /// While draining, how long a just-accepted connection may take to send its first
 /// request (it was accepted for this worker, so only this worker can serve it).
 const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
+/// While draining, how long a keep-alive connection that has been served stays open
+/// for one last request.
+///
+/// Such a connection is often "idle" only for the microseconds between a response and
+/// the client's next request: a FIN sent at once crosses that request, which the client
+/// then sees fail (wrk counted ~9 read errors per recycle at max-requests=100 with 16
+/// connections). Waiting this long lets the request in, and it is answered with
+/// `Connection: close`; a connection that stays quiet is then half-closed.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
 
 /// One client connection.
 struct Conn {
@@ -70,6 +78,90 @@ struct Conn {
     served: u64,
 }
 
+/// The connections of one thread, by epoll token: a slab, so the lookup on every event
+/// is an index rather than a hash (the HashMap's remove and re-insert per request showed
+/// in profiles). A token is the slot index plus a generation bumped on release, so a
+/// stale event for a closed connection never reaches one that reuses its slot.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<ConnSlot>,
+    free: Vec<usize>,
+    /// Slots in use, taken ones included.
+    live: usize,
+}
+
+#[derive(Default)]
+struct ConnSlot {
+    generation: u64,
+    used: bool,
+    conn: Option<Conn>,
+}
+
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+
+impl Conns {
+    /// Claims an empty slot and returns its token.
+    fn reserve(&mut self) -> u64 {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(ConnSlot::default());
+            self.slots.len() - 1
+        });
+        let slot = &mut self.slots[index];
+        slot.used = true;
+        self.live += 1;
+        (slot.generation << INDEX_BITS | index as u64) & CONN_MASK
+    }
+
+    fn slot(&mut self, token: u64) -> Option<&mut ConnSlot> {
+        let slot = self.slots.get_mut((token & INDEX_MASK) as usize)?;
+        let generation = (token & CONN_MASK) >> INDEX_BITS;
+        (slot.used && slot.generation == generation).then_some(slot)
+    }
+
+    /// Moves the connection out; its slot stays claimed until `restore` or `release`.
+    fn take(&mut self, token: u64) -> Option<Conn> {
+        self.slot(token)?.conn.take()
+    }
+
+    fn restore(&mut self, token: u64, conn: Conn) {
+        if let Some(slot) = self.slot(token) {
+            slot.conn = Some(conn);
+        }
+    }
+
+    /// Frees the slot of a connection already taken out.
+    fn release(&mut self, token: u64) {
+        let index = (token & INDEX_MASK) as usize;
+        if let Some(slot) = self.slot(token) {
+            slot.used = false;
+            slot.conn = None;
+            slot.generation = (slot.generation + 1) & (CONN_MASK >> INDEX_BITS);
+            self.free.push(index);
+            self.live -= 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Conn> {
+        self.slots.iter_mut().filter_map(|s| s.conn.as_mut())
+    }
+
+    /// Tokens of the connections whose deadline is past.
+    fn expired(&self, now: u64) -> Vec<u64> {
+        let token = |i: usize, s: &ConnSlot| (s.generation << INDEX_BITS | i as u64) & CONN_MASK;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.conn.as_ref().is_some_and(|c| c.deadline <= now))
+            .map(|(i, s)| token(i, s))
+            .collect()
+    }
+}
+
 /// What a signalfd or wake event asks of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -84,9 +176,13 @@ pub struct Runtime<'s> {
     thread: usize,
     epoll: Epoll,
     wake: Arc<EventFd>,
-    conns: HashMap<u64, Conn>,
-    next_conn: u64,
+    conns: Conns,
+    /// Monotonic ns, refreshed after each wait and each request: deadlines need no
+    /// more precision than that, and it saves a clock read per deadline.
+    now: u64,
     draining: bool,
+    /// The listeners are in this thread's epoll (see `balance_accepts`).
+    accepting: bool,
     date: DateCache,
     limits: Limits,
     /// The signalfd, on the main thread only.
@@ -119,9 +215,10 @@ impl<'s> Runtime<'s> {
             thread,
             epoll,
             wake,
-            conns: HashMap::new(),
-            next_conn: 0,
+            conns: Conns::default(),
+            now: mono_ns(),
             draining: false,
+            accepting: true,
             date: DateCache::default(),
             limits,
             signal_fd,
@@ -139,6 +236,7 @@ impl<'s> Runtime<'s> {
                 Err(e) => return Err(e.into()),
             };
             self.date.refresh();
+            self.now = mono_ns();
             for ev in &events[..n] {
                 if let Stop::Immediate = self.dispatch(ev.data())? {
                     return Ok(Stop::Immediate);
@@ -147,7 +245,8 @@ impl<'s> Runtime<'s> {
             if !self.draining && self.shared.draining.load(Relaxed) {
                 self.begin_drain();
             }
-            let now = mono_ns();
+            self.balance_accepts();
+            let now = self.now;
             if now - last_sweep > 250_000_000 {
                 self.sweep(now);
                 last_sweep = now;
@@ -162,7 +261,7 @@ impl<'s> Runtime<'s> {
         match token & !CONN_MASK {
             LISTENER => {
                 if !self.draining {
-                    self.accept_batch(self.shared.listeners[(token & CONN_MASK) as usize]);
+                    self.accept_one(self.shared.listeners[(token & CONN_MASK) as usize]);
                 }
             }
             WAKE => {
@@ -211,15 +310,22 @@ impl<'s> Runtime<'s> {
         }
     }
 
-    fn accept_batch(&mut self, listener: RawFd) {
-        for _ in 0..64 {
+    /// Accepts one connection per readable event (as nginx without `multi_accept`).
+    ///
+    /// The listener is level-triggered, so a connection left in the queue wakes a thread
+    /// again, often one of another worker that is idle. Taking a whole batch instead
+    /// lets one worker grab every connection that arrives together (e.g. the 8 a
+    /// recycled worker's clients reopen at once) and leaves its sibling with none: with
+    /// --max-requests 100 and 16 connections that cost 30% of the throughput.
+    fn accept_one(&mut self, listener: RawFd) {
+        loop {
             // A connection is served inline right after accept, so a drain can start
             // inside this loop: stop accepting at once.
             if self.shared.draining.load(Relaxed) {
                 return;
             }
-            match accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
-                Ok(fd) => self.add_conn(fd),
+            match accept_with_peer(listener) {
+                Ok((fd, remote)) => return self.add_conn(fd, remote),
                 Err(Errno::EAGAIN | Errno::ECONNABORTED) => return,
                 Err(Errno::EINTR) => {}
                 Err(e) => {
@@ -231,22 +337,17 @@ impl<'s> Runtime<'s> {
         }
     }
 
-    fn add_conn(&mut self, raw: RawFd) {
-        // SAFETY: accept4 returned a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let token = self.next_conn;
-        self.next_conn = (self.next_conn + 1) & CONN_MASK;
+    fn add_conn(&mut self, fd: OwnedFd, remote: Option<SocketAddr>) {
+        let token = self.conns.reserve();
         if let Err(e) = self.epoll.add(
             fd.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token),
         ) {
             warn!("cannot watch a new connection: {e}");
+            self.conns.release(token);
             return;
         }
-        let remote = getpeername::<SockaddrStorage>(raw)
-            .ok()
-            .and_then(|s| to_socket_addr(&s));
-        let deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
+        let deadline = self.now + self.shared.limits.header_timeout.as_nanos() as u64;
         let conn = Conn {
             fd,
             remote,
@@ -258,19 +359,21 @@ impl<'s> Runtime<'s> {
             continue_sent: false,
             served: 0,
         };
-        self.conns.insert(token, conn);
+        self.conns.restore(token, conn);
+        self.shared.slot().open_conns.fetch_add(1, Relaxed);
         // Data often arrives with the connection: serve it now rather than after another wait.
         self.on_readable(token);
     }
 
     fn on_readable(&mut self, token: u64) {
-        let Some(mut conn) = self.conns.remove(&token) else {
+        let Some(mut conn) = self.conns.take(token) else {
             return;
         };
         let keep = self.read_and_serve(&mut conn);
         if keep {
-            self.conns.insert(token, conn);
+            self.conns.restore(token, conn);
         } else {
+            self.conns.release(token);
             self.close(conn);
         }
     }
@@ -281,19 +384,12 @@ impl<'s> Runtime<'s> {
             conn.rbuf.reserve(READ_CHUNK);
         }
         let start = conn.rbuf.len();
-        let cap = conn.rbuf.capacity();
-        conn.rbuf.resize(cap, 0);
-        let got = read_nonblocking(conn.fd.as_raw_fd(), &mut conn.rbuf[start..]);
-        match got {
-            Ok(Some(0)) | Err(_) => {
-                conn.rbuf.truncate(start);
-                return false;
-            }
-            Ok(None) => {
-                conn.rbuf.truncate(start);
-                return true;
-            }
-            Ok(Some(n)) => conn.rbuf.truncate(start + n),
+        // Into the spare capacity: zero-filling 16 KiB before every read was 2% of a
+        // worker's CPU (memset, the top user-space symbol in perf).
+        match read_into_spare(conn.fd.as_raw_fd(), &mut conn.rbuf) {
+            Ok(Some(0)) | Err(_) => return false,
+            Ok(None) => return true,
+            Ok(Some(_)) => {}
         }
         if conn.half_closed {
             // We already said goodbye; discard what arrives and wait for the FIN.
@@ -301,7 +397,7 @@ impl<'s> Runtime<'s> {
             return true;
         }
         if start == 0 {
-            conn.deadline = mono_ns() + self.shared.limits.header_timeout.as_nanos() as u64;
+            conn.deadline = self.now + self.shared.limits.header_timeout.as_nanos() as u64;
         }
         self.serve_buffered(conn)
     }
@@ -324,7 +420,12 @@ impl<'s> Runtime<'s> {
             open &= res.is_ok();
         }
         if conn.rbuf.is_empty() {
-            conn.deadline = mono_ns() + self.shared.limits.keepalive_timeout.as_nanos() as u64;
+            let now = self.now;
+            conn.deadline = now + self.shared.limits.keepalive_timeout.as_nanos() as u64;
+            if self.draining {
+                // Kept alive by a response decided before the drain began (another thread).
+                conn.deadline = conn.deadline.min(now + DRAIN_IDLE_GRACE.as_nanos() as u64);
+            }
         }
         open && !conn.close_after
     }
@@ -437,51 +538,28 @@ impl<'s> Runtime<'s> {
         } = response;
         let app_headers = headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
         let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
+        let chunked = info.version == Version::Http11;
+        let (framing, keep_alive) = match &body {
+            Body::Empty => (BodyFraming::Length(0), keep_alive),
+            Body::Bytes(bytes) => (BodyFraming::Length(bytes.len() as u64), keep_alive),
+            // A stream without chunked coding (HTTP/1.0) is delimited by closing.
+            Body::Stream(_) if chunked => (BodyFraming::Chunked, keep_alive),
+            Body::Stream(_) => (BodyFraming::Close, false),
+        };
         let start = wbuf.len();
+        let date = self.date.get();
+        http::write_head(
+            wbuf,
+            info.version,
+            status,
+            app_headers,
+            framing,
+            keep_alive,
+            date,
+        );
         match body {
-            Body::Empty => {
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    BodyFraming::Length(0),
-                    keep_alive,
-                    self.date.get(),
-                );
-            }
-            Body::Bytes(bytes) => {
-                let framing = BodyFraming::Length(bytes.len() as u64);
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    framing,
-                    keep_alive,
-                    self.date.get(),
-                );
-                if !no_body {
-                    wbuf.extend_from_slice(&bytes);
-                }
-            }
+            Body::Bytes(bytes) if !no_body => wbuf.extend_from_slice(&bytes),
             Body::Stream(chunks) => {
-                let chunked = info.version == Version::Http11;
-                let framing = if chunked {
-                    BodyFraming::Chunked
-                } else {
-                    BodyFraming::Close
-                };
-                let keep = keep_alive && chunked;
-                http::write_head(
-                    wbuf,
-                    info.version,
-                    status,
-                    app_headers,
-                    framing,
-                    keep,
-                    self.date.get(),
-                );
                 let head_len = (wbuf.len() - start) as u64;
                 write_all(fd, wbuf, IO_TIMEOUT).ok()?;
                 wbuf.clear();
@@ -492,6 +570,7 @@ impl<'s> Runtime<'s> {
                 };
                 return Some((status, head_len + sent));
             }
+            _ => {}
         }
         Some((status, (wbuf.len() - start) as u64))
     }
@@ -513,13 +592,14 @@ impl<'s> Runtime<'s> {
     }
 
     /// Updates the scoreboard after a request and raises recycle requests.
-    fn account(&self, written: Option<(u16, u64)>) {
+    fn account(&mut self, written: Option<(u16, u64)>) {
         let shared = self.shared;
         let slot = shared.slot();
         let core = &slot.cores[self.thread];
         let started = core.busy_since_ns.swap(0, Relaxed);
+        self.now = mono_ns();
         slot.busy_us
-            .fetch_add(mono_ns().saturating_sub(started) / 1000, Relaxed);
+            .fetch_add(self.now.saturating_sub(started) / 1000, Relaxed);
         if let Some((status, bytes)) = written {
             slot.tx_bytes.fetch_add(bytes, Relaxed);
             if status >= 500 {
@@ -530,47 +610,85 @@ impl<'s> Runtime<'s> {
         shared.after_request(served);
     }
 
-    fn begin_drain(&mut self) {
-        self.draining = true;
-        for l in &self.shared.listeners {
-            let _ = self.epoll.delete(borrow(*l));
+    /// Stops accepting while this worker holds its share of the pool's connections (the
+    /// limit the master publishes), and starts again below it: otherwise the worker that
+    /// happens to be idle takes every client that reconnects at once after a recycle.
+    fn balance_accepts(&mut self) {
+        if self.draining {
+            return;
         }
-        let now = mono_ns();
-        for conn in self.conns.values_mut() {
-            if !conn.rbuf.is_empty() || conn.half_closed {
-                continue;
-            }
-            if conn.served == 0 {
-                // Its first request is on the way: serve it (with Connection: close).
-                conn.deadline = conn
-                    .deadline
-                    .min(now + FIRST_REQUEST_GRACE.as_nanos() as u64);
+        let limit = self.shared.accept_limit();
+        let held = self.shared.slot().open_conns.load(Relaxed);
+        let want = limit == 0 || held < limit;
+        if want == self.accepting {
+            return;
+        }
+        self.accepting = want;
+        for (i, l) in self.shared.listeners.iter().enumerate() {
+            let res = if want {
+                let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+                self.epoll
+                    .add(borrow(*l), EpollEvent::new(flags, LISTENER | i as u64))
             } else {
-                half_close(conn, now);
+                self.epoll.delete(borrow(*l))
+            };
+            if let Err(e) = res {
+                warn!(
+                    "cannot {} listener {i}: {e}",
+                    if want { "watch" } else { "unwatch" }
+                );
             }
         }
     }
 
-    /// Closes connections past their deadline.
-    fn sweep(&mut self, now: u64) {
-        let expired: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in expired {
-            if let Some(conn) = self.conns.remove(&token) {
-                if !conn.rbuf.is_empty() && !conn.half_closed {
-                    debug!("closing a connection: request head not received in time");
-                }
-                self.close(conn);
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        if self.accepting {
+            for l in &self.shared.listeners {
+                let _ = self.epoll.delete(borrow(*l));
             }
+            self.accepting = false;
+        }
+        let now = self.now;
+        for conn in self.conns.iter_mut() {
+            if !conn.rbuf.is_empty() || conn.half_closed {
+                continue;
+            }
+            // Not a FIN yet: the next request may be on the way; `sweep` half-closes
+            // the connection when its grace runs out.
+            let grace = if conn.served == 0 {
+                FIRST_REQUEST_GRACE
+            } else {
+                DRAIN_IDLE_GRACE
+            };
+            conn.deadline = conn.deadline.min(now + grace.as_nanos() as u64);
+        }
+    }
+
+    /// Closes connections past their deadline; while draining, an idle connection whose
+    /// grace ran out is half-closed instead, so the close never turns into a reset.
+    fn sweep(&mut self, now: u64) {
+        let expired = self.conns.expired(now);
+        for token in expired {
+            let Some(mut conn) = self.conns.take(token) else {
+                continue;
+            };
+            if self.draining && conn.rbuf.is_empty() && !conn.half_closed {
+                half_close(&mut conn, now);
+                self.conns.restore(token, conn);
+                continue;
+            }
+            self.conns.release(token);
+            if !conn.rbuf.is_empty() && !conn.half_closed {
+                debug!("closing a connection: request head not received in time");
+            }
+            self.close(conn);
         }
     }
 
     fn close(&mut self, conn: Conn) {
         let _ = self.epoll.delete(conn.fd.as_fd());
+        self.shared.slot().open_conns.fetch_sub(1, Relaxed);
         drop(conn);
     }
 }
@@ -631,6 +749,34 @@ impl Stop {
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: listener fds live for the whole worker process.
     unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// accept4 that also returns the peer's address, which saves a getpeername call per
+/// connection (nix's accept4 discards the address).
+fn accept_with_peer(listener: RawFd) -> Result<(OwnedFd, Option<SocketAddr>), Errno> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: addr and len are valid for writes of the sizes given.
+    let raw = unsafe {
+        libc::accept4(
+            listener,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            flags,
+        )
+    };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: accept4 returned a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the kernel filled `len` bytes of addr (a unix peer yields no address).
+    let peer = unsafe {
+        SockaddrStorage::from_raw((&addr as *const libc::sockaddr_storage).cast(), Some(len))
+    };
+    Ok((fd, peer.and_then(|s| to_socket_addr(&s))))
 }
 
 fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {

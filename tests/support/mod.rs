@@ -87,12 +87,18 @@ impl Molt {
 
     /// Starts molt without waiting for workers (for boot-failure tests).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Molt {
-        Self::spawn_with(args, env, |_| {})
+        Self::spawn_bin(Path::new(molt_bin()), args, env)
     }
 
-    /// Like [`Molt::spawn`], letting the test adjust the command first (e.g. a
+    /// Starts another program built on molt's library (an example) the same way.
+    pub fn spawn_bin(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Molt {
+        Self::spawn_with(bin, args, env, |_| {})
+    }
+
+    /// Like [`Molt::spawn_bin`], letting the test adjust the command first (e.g. a
     /// `pre_exec` hook that moves molt into a cgroup).
     pub fn spawn_with(
+        bin: &Path,
         args: &[&str],
         env: &[(&str, &str)],
         customize: impl FnOnce(&mut Command),
@@ -100,7 +106,7 @@ impl Molt {
         let dir = TempDir::new("molt");
         let log_path = dir.path().join("molt.log");
         let log = fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(molt_bin());
+        let mut cmd = Command::new(bin);
         cmd.args(args);
         if !args
             .iter()

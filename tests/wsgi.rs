@@ -1,0 +1,561 @@
+//! Integration tests of Python WSGI apps (issue 3): the real binary, a real Python child
+//! per worker, sockets on 127.0.0.1. Every wait is bounded and polls for a condition.
+//! Apps live in tests/apps/; the Django project is generated at test time.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn app(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// molt serving tests/apps/demo_app.py with `extra` options, `ready` workers up.
+fn demo(extra: &[&str], ready: usize) -> Molt {
+    let file = app("demo_app.py");
+    let mut args = vec!["--wsgi-file", file.as_str()];
+    args.extend_from_slice(extra);
+    Molt::start(&args, ready)
+}
+
+/// (python child pid, worker pid) from `/pid`.
+fn pids(m: &Molt) -> (i32, i32) {
+    let text = m.get("/pid").expect("GET /pid").text();
+    let mut it = text
+        .split_whitespace()
+        .map(|p| p.parse::<i32>().expect("pid"));
+    (it.next().expect("child"), it.next().expect("worker"))
+}
+
+fn post(addr: &str, path: &str, headers: &str, body: &[u8]) -> Response {
+    let mut s = connect(addr).expect("connect");
+    let head = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(body).expect("body");
+    read_response(&mut BufReader::new(s)).expect("response")
+}
+
+fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn serves_the_demo_routes_with_the_python_child_under_the_worker() {
+    let dir = TempDir::new("chdir");
+    let cwd = dir.path().display().to_string();
+    let m = demo(
+        &[
+            "--chdir",
+            &cwd,
+            "--env",
+            "MOLT_TEST_ENV=from-env",
+            "--processes",
+            "2",
+        ],
+        2,
+    );
+    let r = m.get("/").expect("GET /");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+    assert_eq!(r.header("content-length"), Some("13"));
+    let (child, worker) = pids(&m);
+    assert!(
+        m.worker_pids().contains(&worker),
+        "the child's parent is a worker"
+    );
+    assert!(children_of(worker).contains(&child));
+    let t0 = Instant::now();
+    assert_eq!(m.get("/sleep?ms=200").unwrap().status, 200);
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(m
+        .get("/leak?kb=100")
+        .unwrap()
+        .text()
+        .contains("leaked 100 KiB"));
+    assert_eq!(m.get("/nope").unwrap().status, 404);
+    let env = m.get("/environ?a=%20b&c").unwrap().text();
+    for line in [
+        "REQUEST_METHOD=GET",
+        "SCRIPT_NAME=\n",
+        "PATH_INFO=/environ\n",
+        "QUERY_STRING=a=%20b&c\n",
+        "SERVER_NAME=test\n",
+        "SERVER_PROTOCOL=HTTP/1.1",
+        "REMOTE_ADDR=127.0.0.1",
+        "wsgi.url_scheme=http",
+        "wsgi.multithread=False",
+        "wsgi.multiprocess=True",
+        "wsgi.run_once=False",
+        "MOLT_TEST_ENV=from-env",
+        "version=(1, 0)",
+    ] {
+        assert!(env.contains(line), "{line:?} missing in:\n{env}");
+    }
+    assert!(
+        env.contains(&format!("cwd={cwd}")),
+        "chdir applies to the child:\n{env}"
+    );
+    // PEP 3333: PATH_INFO is percent-decoded, then bytes -> str as latin-1.
+    let raw = "GET /%C3%A9t%C3%A9 HTTP/1.1\r\nHost: h:81\r\nX-Test: a\r\nX-Test: b\r\nConnection: close\r\n\r\n";
+    let r = request(&m.addr, &raw.replace("/%C3%A9t%C3%A9", "/environ")).unwrap();
+    assert!(
+        r.text().contains("SERVER_PORT=81") && r.text().contains("HTTP_X_TEST=a, b"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(request(&m.addr, raw).unwrap().status, 404);
+}
+
+#[test]
+fn post_bodies_stream_in_with_content_length_and_chunked() {
+    let m = demo(&[], 1);
+    // Larger than what the runtime gathers before calling the app: read in pieces.
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let r = post(
+        &m.addr,
+        "/echo",
+        &format!("Content-Length: {}\r\n", body.len()),
+        &body,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-content-length"), Some("300000"));
+    assert!(
+        r.body == body,
+        "echoed body differs ({} bytes)",
+        r.body.len()
+    );
+    let r = post(
+        &m.addr,
+        "/echo",
+        "Transfer-Encoding: chunked\r\n",
+        &chunked(&body, 7000),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == body,
+        "chunked body differs ({} bytes)",
+        r.body.len()
+    );
+    let r = post(&m.addr, "/lines", "Content-Length: 6\r\n", b"a\nb\nc\n");
+    assert_eq!(r.text(), "3 lines\n");
+    let r = post(&m.addr, "/echo", "Content-Length: 0\r\n", b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+}
+
+#[test]
+fn streamed_responses_write_file_wrapper_and_close() {
+    let m = demo(&[], 1);
+    let r = m.get("/stream?n=5").unwrap();
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    assert_eq!(m.get("/write").unwrap().text(), "written;iterated");
+    let file = std::fs::read(app("demo_app.py")).unwrap();
+    assert!(m.get("/file").unwrap().body == file);
+    let closed: u32 = m.get("/closed").unwrap().text().parse().unwrap();
+    assert!(closed >= 1, "close() was called on the /write iterable");
+    // A stream, then another request on the same keep-alive connection.
+    let mut s = connect(&m.addr).unwrap();
+    s.write_all(b"GET /stream?n=3 HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(s);
+    assert_eq!(
+        read_response(&mut r).unwrap().text(),
+        "chunk 0\nchunk 1\nchunk 2\n"
+    );
+    assert_eq!(read_response(&mut r).unwrap().text(), "Hello, World!");
+    // HEAD of a stream: no body, and the channel is usable afterwards.
+    let mut s = connect(&m.addr).unwrap();
+    s.write_all(b"HEAD /stream?n=3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).unwrap();
+    assert!(
+        raw.starts_with("HTTP/1.1 200 OK") && !raw.contains("chunk 0"),
+        "{raw}"
+    );
+    assert_eq!(m.get("/").unwrap().text(), "Hello, World!");
+}
+
+#[test]
+fn app_exceptions_answer_500_and_the_worker_lives_on() {
+    let m = demo(&[], 1);
+    let before = pids(&m);
+    assert_eq!(m.get("/error").unwrap().status, 500);
+    assert!(m.wait_log("ValueError: boom on purpose", T), "{}", m.log());
+    assert!(m
+        .log()
+        .contains("the app raised an exception on GET /error"));
+    // After the response started, the only honest signal is a cut connection.
+    let late = m.get("/late-error");
+    assert!(late.is_err() || late.is_ok_and(|r| r.text() != "first\n"));
+    assert!(m.wait_log("RuntimeError: late failure on purpose", T));
+    // start_response with exc_info replaces the head that was not sent yet.
+    let r = m.get("/exc-info").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (503, "replaced\n"));
+    assert_eq!(m.get("/errors").unwrap().status, 200);
+    assert!(m.wait_log("molt-test: message to wsgi.errors", T));
+    assert_eq!(pids(&m), before, "same worker, same python child");
+}
+
+#[test]
+fn wsgiref_validator_reports_nothing() {
+    let file = app("validated_app.py");
+    let m = Molt::start(&["--wsgi-file", &file], 1);
+    for path in [
+        "/",
+        "/pid",
+        "/environ?x=1",
+        "/stream?n=3",
+        "/file",
+        "/closed",
+        "/exc-info",
+        "/nope",
+    ] {
+        let r = m.get(path).unwrap();
+        let expected = if path == "/exc-info" {
+            503
+        } else {
+            r.status.min(404)
+        };
+        assert_eq!(r.status, expected, "{path}\n{}", m.log());
+    }
+    let body = b"line one\nline two\n";
+    let r = post(
+        &m.addr,
+        "/echo",
+        &format!("Content-Length: {}\r\n", body.len()),
+        body,
+    );
+    assert!(r.status == 200 && r.body == body, "{}", m.log());
+    let r = post(
+        &m.addr,
+        "/lines",
+        "Transfer-Encoding: chunked\r\n",
+        &chunked(body, 5),
+    );
+    assert_eq!(r.text(), "2 lines\n", "{}", m.log());
+    let log = m.log();
+    for bad in ["AssertionError", "WSGIWarning", "Traceback"] {
+        assert!(!log.contains(bad), "validator complained ({bad}):\n{log}");
+    }
+}
+
+#[test]
+fn import_failure_exits_3_quickly_with_the_traceback_once() {
+    let file = app("broken_app.py");
+    let t0 = Instant::now();
+    let mut m = Molt::spawn(&["--wsgi-file", &file, "--processes", "3"], &[]);
+    let status = m.wait_exit(T).expect("molt gives up");
+    assert_eq!(status.code(), Some(3), "{}", m.log());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20), // quick, with room for a loaded CI box
+        "took {:?}",
+        t0.elapsed()
+    );
+    let log = m.log();
+    assert_eq!(
+        log.matches("No module named 'molt_test_no_such_module'")
+            .count(),
+        1,
+        "the traceback exactly once:\n{log}"
+    );
+    assert!(log.contains("Traceback (most recent call last)"), "{log}");
+    assert!(m.count("spawned") <= 3, "no respawn loop:\n{log}");
+}
+
+#[test]
+fn python_child_crash_replaces_the_worker() {
+    let m = demo(&[], 1);
+    let (child, worker) = pids(&m);
+    let r = m.get("/crash");
+    assert!(r.is_err() || r.is_ok_and(|r| r.status == 502));
+    assert!(m.wait_log("lost the python child", T), "{}", m.log());
+    assert!(wait_for(T, || m.get("/pid").is_ok_and(
+        |r| r.status == 200 && !r.text().contains(&worker.to_string())
+    )));
+    assert!(!alive(child));
+}
+
+#[test]
+fn threads_run_requests_at_once() {
+    let m = demo(&["--threads", "4"], 1);
+    assert!(m
+        .get("/environ")
+        .unwrap()
+        .text()
+        .contains("wsgi.multithread=True"));
+    // Four requests that each wait for the other three: all succeed only if they run
+    // at once (a timing bound would flake on a busy machine).
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = m.addr.clone();
+            std::thread::spawn(move || get(&addr, "/barrier?n=4").map(|r| r.status))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), 200);
+    }
+}
+
+/// Runs `load` against `m` while `trigger` recycles; expects 0 failures and new workers.
+fn zero_failures_while(m: &Molt, path: &str, trigger: impl FnOnce(&Molt)) {
+    let before: BTreeSet<i32> = m.worker_pids().into_iter().collect();
+    let load = Load::start(&m.addr, path, 4);
+    std::thread::sleep(Duration::from_millis(200));
+    trigger(m);
+    assert!(
+        wait_for(T, || m.worker_pids().iter().any(|p| !before.contains(p))),
+        "{}",
+        m.log()
+    );
+    let res = load.finish();
+    assert!(
+        res.failures.is_empty(),
+        "failed requests: {:?}\n{}",
+        &res.failures[..res.failures.len().min(5)],
+        m.log()
+    );
+    assert!(res.ok > 20, "load ran ({} ok)", res.ok);
+}
+
+#[test]
+fn max_requests_recycles_under_load_with_zero_failures() {
+    let m = demo(
+        &[
+            "--processes",
+            "2",
+            "--max-requests",
+            "20",
+            "--min-worker-lifetime",
+            "0",
+        ],
+        2,
+    );
+    zero_failures_while(&m, "/pid", |m| {
+        assert!(
+            m.wait_log_count("recycling: max-requests", 2, T),
+            "{}",
+            m.log()
+        );
+    });
+}
+
+#[test]
+fn reload_on_rss_counts_the_python_child_with_zero_failures() {
+    // The master samples rarely here: the worker's own check (runtime + child) must act.
+    let args = [
+        "--processes",
+        "2",
+        "--reload-on-rss",
+        "80",
+        "--memory-sample-interval",
+        "60000",
+    ];
+    let m = demo(&args, 2);
+    zero_failures_while(&m, "/", |m| {
+        let r = m
+            .get("/leak?kb=100000")
+            .expect("the growing request is answered");
+        assert_eq!(r.status, 200);
+        // The worker's own check drains it; the master logs the reason when it reads the
+        // flag before the worker is gone (a race in the core today: then the exit is
+        // logged as "unexpected"). Either way the worker that grew stops.
+        assert!(
+            wait_for(T, || m.log().contains("recycling: reload-on-rss")
+                || m.log().contains("drained, exiting")),
+            "{}",
+            m.log()
+        );
+    });
+}
+
+#[test]
+fn harakiri_kills_worker_and_child_with_zero_failures_for_others() {
+    let m = demo(&["--processes", "2", "--harakiri", "1"], 2);
+    let children: Vec<i32> = m
+        .worker_pids()
+        .iter()
+        .flat_map(|w| children_of(*w))
+        .collect();
+    let addr = m.addr.clone();
+    let stuck = std::thread::spawn(move || get(&addr, "/sleep?ms=10000"));
+    // The stuck request must be inside the app before the load starts, so no load
+    // connection is already accepted by the worker that harakiri kills.
+    std::thread::sleep(Duration::from_millis(300));
+    zero_failures_while(&m, "/", |m| {
+        assert!(m.wait_log("killed: harakiri", T), "{}", m.log());
+    });
+    assert!(
+        stuck.join().unwrap().is_err(),
+        "the stuck request's connection is dropped"
+    );
+    assert!(
+        wait_for(T, || children.iter().filter(|c| alive(**c)).count() == 1),
+        "the stuck worker's python child died with it"
+    );
+}
+
+#[test]
+fn sigusr1_respawns_wsgi_workers_with_zero_failures_under_load() {
+    let m = demo(&["--processes", "2"], 2);
+    let before: BTreeSet<i32> = m.worker_pids().into_iter().collect();
+    zero_failures_while(&m, "/pid", |m| {
+        m.signal(Signal::SIGUSR1);
+        assert!(wait_for(T, || {
+            let now = m.worker_pids();
+            now.len() == 2 && now.iter().all(|p| !before.contains(p))
+        }));
+    });
+}
+
+/// The Django project from `django-admin startproject`, generated once per test run.
+fn django_project(dir: &TempDir) -> PathBuf {
+    let check = Command::new("python3")
+        .args(["-c", "import django"])
+        .output();
+    assert!(
+        check.is_ok_and(|o| o.status.success()),
+        "Django is not installed for python3: run tools/deps.sh (tools/requirements-test.txt)"
+    );
+    let out = Command::new("python3")
+        .args(["-m", "django", "startproject", "mysite"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run django-admin startproject");
+    assert!(
+        out.status.success(),
+        "startproject: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("mysite");
+    // The one edit every deployment makes: the test client's Host header is allowed.
+    let settings = root.join("mysite/settings.py");
+    let mut text = std::fs::read_to_string(&settings).expect("settings.py");
+    text.push_str("\nALLOWED_HOSTS = ['*']\n");
+    std::fs::write(&settings, text).expect("write settings.py");
+    let migrate = Command::new("python3")
+        .args(["manage.py", "migrate", "--noinput"])
+        .current_dir(&root)
+        .output()
+        .expect("manage.py migrate");
+    assert!(
+        migrate.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    root
+}
+
+#[test]
+fn django_admin_login_with_uwsgi_style_options_and_recycling() {
+    let dir = TempDir::new("django");
+    let root = django_project(&dir);
+    let chdir = root.display().to_string();
+    // The usual uwsgi.ini, as command-line options (the ini file test comes with the config layer).
+    let args = [
+        "--chdir",
+        &chdir,
+        "--module",
+        "mysite.wsgi:application",
+        "--env",
+        "DJANGO_SETTINGS_MODULE=mysite.settings",
+        "--master",
+        "--processes",
+        "2",
+        "--http-socket",
+        "127.0.0.1:0",
+        "--max-requests",
+        "10",
+        "--min-worker-lifetime",
+        "0",
+        "--harakiri",
+        "20",
+        "--vacuum",
+    ];
+    let m = Molt::start(&args, 2);
+    check_django(&m);
+}
+
+/// The uwsgi.ini a Django deployment has, unchanged: molt reads it as uWSGI would.
+#[test]
+fn django_from_a_usual_uwsgi_ini() {
+    let dir = TempDir::new("django-ini");
+    let root = django_project(&dir);
+    let ini = root.join("uwsgi.ini");
+    let text = "[uwsgi]\n\
+        # the project directory is this file's directory\n\
+        chdir = %d\n\
+        module = mysite.wsgi:application\n\
+        env = DJANGO_SETTINGS_MODULE=mysite.settings\n\
+        master = true\n\
+        processes = 2\n\
+        http-socket = 127.0.0.1:0\n\
+        max-requests = 10\n\
+        harakiri = 20\n\
+        vacuum = true\n";
+    std::fs::write(&ini, text).expect("write uwsgi.ini");
+    let m = Molt::start(&[ini.to_str().expect("utf-8 path")], 2);
+    check_django(&m);
+}
+
+/// The admin login page with its CSRF form, a POST to it, then recycling under load
+/// with zero failed requests.
+fn check_django(m: &Molt) {
+    let r = m.get("/admin/login/").expect("GET /admin/login/");
+    assert_eq!(r.status, 200, "{}", m.log());
+    let page = r.text();
+    assert!(page.contains("csrfmiddlewaretoken"), "a CSRF form:\n{page}");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let token = page
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let form = format!("csrfmiddlewaretoken={token}&username=nobody&password=wrong&next=/admin/");
+    let headers = format!(
+        "Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nReferer: http://test/admin/login/\r\n",
+        form.len()
+    );
+    let r = post(&m.addr, "/admin/login/", &headers, form.as_bytes());
+    assert!(
+        [200, 302, 403].contains(&r.status),
+        "POST answered {}\n{}",
+        r.status,
+        m.log()
+    );
+    let r = post(&m.addr, "/admin/login/", "Content-Length: 0\r\n", b"");
+    assert_eq!(r.status, 403, "no CSRF token: Django refuses");
+    zero_failures_while(m, "/admin/login/", |m| {
+        assert!(
+            m.wait_log_count("recycling: max-requests", 2, T),
+            "{}",
+            m.log()
+        );
+    });
+}
