@@ -25,7 +25,7 @@ pub fn configured(cfg: &Config, embedded: Option<&AppFactory>) -> AppFactory {
         (AppSpec::Exec(_), _) => {
             Arc::new(|| Err("an exec'd worker has no in-process app".to_string()))
         }
-        (AppSpec::Demo | AppSpec::None | AppSpec::Embedded, _) => Arc::new(demo::boot),
+        (AppSpec::Demo | AppSpec::None | AppSpec::Embedded, _) => demo::factory(),
     }
 }
 

@@ -8,17 +8,60 @@
 //! - `POST /echo` -> the request body back
 //! - `GET /env?name=NAME` -> the worker's environment variable NAME (404 if unset)
 //!
+//! - `GET /preload` -> the size of the preloaded block and a sum of one byte per page
+//!
+//! `MOLT_DEMO_PRELOAD=MB` makes the master fill a block of MB MiB before forking (see
+//! [`preload_from_env`]): every worker then shares it copy-on-write and only reads it,
+//! like a framework's preloaded code and data. Each worker's RSS counts the whole block;
+//! its PSS counts a 1/N share.
+//!
 //! `MOLT_DEMO_BOOT` makes each worker's boot misbehave, to try recycling rules on a
 //! slow or broken app: `delay:MS` (boot takes MS ms), `fail` (the app cannot load),
 //! `exit:N` (the worker exits with status N while booting).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::app::{App, Request, Response};
 
 /// Most KiB one `/leak` request may keep (a guard against typos, 1 GiB).
 const MAX_LEAK_KB: usize = 1024 * 1024;
+
+/// The block `MOLT_DEMO_PRELOAD` filled in the master: read-only from then on.
+static PRELOADED: OnceLock<Box<[u8]>> = OnceLock::new();
+
+/// Most MiB `MOLT_DEMO_PRELOAD` may ask for (a guard against typos).
+const MAX_PRELOAD_MB: usize = 16 * 1024;
+
+/// In the master, before any fork: fills `MOLT_DEMO_PRELOAD` MiB (once per process, so
+/// a reload keeps the block). Returns the size preloaded, in MiB.
+pub fn preload_from_env() -> Result<usize, String> {
+    let Ok(text) = std::env::var("MOLT_DEMO_PRELOAD") else {
+        return Ok(0);
+    };
+    let mb: usize = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&mb| mb <= MAX_PRELOAD_MB)
+        .ok_or_else(|| {
+            format!("MOLT_DEMO_PRELOAD={text}: expected MiB from 0 to {MAX_PRELOAD_MB}")
+        })?;
+    // Written byte by byte (not calloc'd zero pages), so every page is really resident.
+    let block = PRELOADED.get_or_init(|| vec![0x5Au8; mb << 20].into_boxed_slice());
+    Ok(block.len() >> 20)
+}
+
+/// The demo's factory. Called in the master (before forking), so this is where
+/// `MOLT_DEMO_PRELOAD` fills the block every worker then shares.
+pub fn factory() -> crate::worker::AppFactory {
+    match preload_from_env() {
+        Ok(0) => {}
+        Ok(mb) => log::info!("demo: preloaded {mb} MiB before forking"),
+        Err(e) => log::error!("demo: {e}"),
+    }
+    std::sync::Arc::new(boot)
+}
 
 /// Builds the demo app in a worker, honouring `MOLT_DEMO_BOOT`.
 pub fn boot() -> Result<Box<dyn App>, String> {
@@ -50,6 +93,7 @@ impl App for Demo {
             "/" => Response::text(200, &b"Hello, World!"[..]),
             "/pid" => Response::text(200, std::process::id().to_string().into_bytes()),
             "/leak" => self.leak(req),
+            "/preload" => preloaded(),
             "/sleep" => sleep(req),
             "/crash" => std::process::abort(),
             "/echo" => echo(req),
@@ -75,6 +119,16 @@ impl Demo {
             format!("leaked {kb} KiB, {} KiB in total\n", total / 1024).into_bytes(),
         )
     }
+}
+
+/// Reads one byte per page of the preloaded block: reading keeps the pages shared.
+fn preloaded() -> Response {
+    let block = PRELOADED.get().map_or(&[][..], |b| &b[..]);
+    let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+    Response::text(
+        200,
+        format!("{} MiB, sum {sum}\n", block.len() >> 20).into_bytes(),
+    )
 }
 
 fn sleep(req: &Request<'_>) -> Response {

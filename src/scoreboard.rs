@@ -44,6 +44,9 @@ pub mod flag {
     pub const MAX_REQUESTS: u32 = 1;
     /// The worker measured its memory above reload-on-rss and stopped accepting.
     pub const RSS: u32 = 2;
+    /// The worker's RSS reached the ceiling the master leased it under pool-soft-limit,
+    /// and it stopped accepting.
+    pub const POOL: u32 = 4;
 }
 
 /// Per-thread request cell.
@@ -78,6 +81,9 @@ pub struct Slot {
     pub busy_us: AtomicU64,
     /// The worker's memory as it last measured it (bytes), for display only.
     pub self_rss: AtomicU64,
+    /// Written by the master, read by the worker after each request: the RSS (bytes) at
+    /// which it must stop accepting to keep the pool under pool-soft-limit; 0 = none.
+    pub mem_ceiling: AtomicU64,
     /// Per-thread request cells.
     pub cores: [Core; MAX_THREADS],
     /// Request durations, one counter per bucket of [`DURATION_BUCKETS_US`] plus one
@@ -181,7 +187,14 @@ impl Scoreboard {
         s.flags.store(0, Relaxed);
         s.pid.store(0, Relaxed);
         s.open_conns.store(0, Relaxed);
-        for c in [&s.requests, &s.errors, &s.tx_bytes, &s.busy_us, &s.self_rss] {
+        for c in [
+            &s.requests,
+            &s.errors,
+            &s.tx_bytes,
+            &s.busy_us,
+            &s.self_rss,
+            &s.mem_ceiling,
+        ] {
             c.store(0, Relaxed);
         }
         for core in &s.cores {

@@ -600,3 +600,26 @@ fn bad_config_exits_2_naming_the_option() {
     assert_eq!(m.wait_exit(T).and_then(|s| s.code()), Some(2));
     assert!(m.log().contains("processes"), "{}", m.log());
 }
+
+#[test]
+fn threads_serve_requests_at_once_in_one_worker() {
+    let m = Molt::start(&["--demo", "--threads", "4"], 1);
+    for _round in 0..2 {
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let addr = m.addr.clone();
+                std::thread::spawn(move || get(&addr, "/sleep?ms=1000").map(|r| r.status))
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap().unwrap(), 200);
+        }
+        // Serially this takes 4 s; at once, about 1 s (3 s leaves room for a busy machine).
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t0.elapsed()
+        );
+    }
+}

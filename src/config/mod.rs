@@ -11,6 +11,7 @@ mod expand;
 mod ini;
 mod launch;
 mod load;
+pub mod memory;
 mod print;
 mod suggest;
 pub mod table;
@@ -21,9 +22,11 @@ mod validate;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::pool::Metric;
 pub use load::{
     cli_main, cli_main_for, load, reload, ExitNow, Loaded, Mode, Provenance, Setting, Sources,
 };
+pub use memory::{Amount, MemoryThreshold};
 pub use print::{help_text, options_markdown, print_config};
 
 /// One listening address as written by the user (`HOST:PORT`, `:PORT` or a unix path).
@@ -178,6 +181,22 @@ pub struct Config {
     pub max_worker_lifetime_delta: Duration,
     /// Graceful recycle when a worker's RSS reaches this many bytes (`reload-on-rss`, MB in files).
     pub reload_on_rss: Option<u64>,
+    /// Graceful recycle when a worker's PSS reaches this many bytes (`reload-on-pss`, MB in files).
+    pub reload_on_pss: Option<u64>,
+    /// Graceful recycle when a worker's USS reaches this many bytes (`reload-on-uss`, MB in files).
+    pub reload_on_uss: Option<u64>,
+    /// The figure the pool rules sum over workers (`pool-metric`).
+    pub pool_metric: Metric,
+    /// Recycle the largest worker when the pool passes this (`pool-soft-limit`).
+    pub pool_soft_limit: Option<MemoryThreshold>,
+    /// Restart every worker when the pool stays over this (`pool-hard-limit`).
+    pub pool_hard_limit: Option<MemoryThreshold>,
+    /// Shell command run when the soft limit recycles a worker (`pool-soft-exec`).
+    pub pool_soft_exec: Option<String>,
+    /// How often the pool rules are checked (`pool-check-interval`).
+    pub pool_check_interval: Duration,
+    /// How often PSS/USS are read from smaps_rollup (`smaps-sample-interval`).
+    pub smaps_sample_interval: Duration,
     /// Immediate SIGKILL when a worker's RSS reaches this many bytes (`evil-reload-on-rss`).
     pub evil_reload_on_rss: Option<u64>,
     /// A worker younger than this is not recycled for max-requests or lifetime.
@@ -254,6 +273,14 @@ impl Default for Config {
             max_worker_lifetime: None,
             max_worker_lifetime_delta: Duration::ZERO,
             reload_on_rss: None,
+            reload_on_pss: None,
+            reload_on_uss: None,
+            pool_metric: Metric::Rss,
+            pool_soft_limit: None,
+            pool_hard_limit: None,
+            pool_soft_exec: None,
+            pool_check_interval: Duration::from_secs(1),
+            smaps_sample_interval: Duration::from_secs(1),
             evil_reload_on_rss: None,
             min_worker_lifetime: Duration::from_secs(1),
             harakiri: None,

@@ -7,11 +7,12 @@
 //! it as not supported yet, or treat it as a directive for the readers (`ini`, `toml`, ...).
 //! Moving an option from "not yet" to real is a one-row change here.
 
+use super::memory::parse_threshold;
 use super::units::{
     parse_addr, parse_bool, parse_bounded, parse_duration, parse_key_value, parse_path, parse_size,
     parse_u64, SizeUnit, TimeUnit,
 };
-use super::{AppSpec, Config, Listener, Mode, Protocol, RecycleOrder};
+use super::{AppSpec, Config, Listener, Metric, Mode, Protocol, RecycleOrder};
 use std::path::PathBuf;
 
 /// Settings being collected before validation: a [`Config`] plus the parts that only become
@@ -78,6 +79,8 @@ pub enum Kind {
     Id,
     /// A config file, optionally `FILE:SECTION`.
     ConfigFile,
+    /// A pool memory threshold: a size or a percentage, optionally `for N cycles`.
+    MemoryRule,
 }
 
 impl Kind {
@@ -94,6 +97,7 @@ impl Kind {
             Kind::Count => parse_u64(v).map(drop),
             Kind::Size(unit) => parse_size(v, unit).map(drop),
             Kind::Duration(unit) => parse_duration(v, unit).map(drop),
+            Kind::MemoryRule => parse_threshold(v).map(drop),
             _ => Ok(()),
         }
     }
@@ -112,6 +116,7 @@ impl Kind {
             Kind::KeyValue => "KEY=VALUE",
             Kind::Id => "NAME|ID",
             Kind::ConfigFile => "FILE[:SECTION]",
+            Kind::MemoryRule => "SIZE|N%",
         }
     }
 
@@ -133,6 +138,7 @@ impl Kind {
             Kind::KeyValue => "KEY=VALUE".into(),
             Kind::Id => "name or numeric id".into(),
             Kind::ConfigFile => "file[:section]".into(),
+            Kind::MemoryRule => "size (bare number = MiB) or percentage of the cgroup limit, else of RAM; optionally `for N cycles`".into(),
         }
     }
 }
@@ -382,6 +388,15 @@ fn socket_mode(v: &str) -> Result<u32, String> {
         _ => Err(format!(
             "'{v}' is not a socket mode: expected octal digits such as 660"
         )),
+    }
+}
+
+fn metric(v: &str) -> Result<Metric, String> {
+    match v.trim() {
+        "rss" => Ok(Metric::Rss),
+        "pss" => Ok(Metric::Pss),
+        "uss" => Ok(Metric::Uss),
+        _ => Err(format!("'{v}' is not valid: use rss, pss or uss")),
     }
 }
 
@@ -636,6 +651,54 @@ fn recycle_options() -> Vec<OptSpec> {
         })
         .default("0 (off)")
         .help("SIGKILL a worker whose memory reaches this (MiB); must be above reload-on-rss; 0 disables."),
+        active("reload-on-pss", MIB, G::Recycle, |d, v| {
+            d.cfg.reload_on_pss = mebibytes_or_off(v)?;
+            Ok(())
+        })
+        .default("0 (off)")
+        .help("Gracefully recycle a worker whose PSS (shared pages divided among sharers; smaps_rollup) reaches this (MiB); 0 disables."),
+        active("reload-on-uss", MIB, G::Recycle, |d, v| {
+            d.cfg.reload_on_uss = mebibytes_or_off(v)?;
+            Ok(())
+        })
+        .default("0 (off)")
+        .help("Gracefully recycle a worker whose USS (private pages only; smaps_rollup) reaches this (MiB); 0 disables."),
+        active("pool-metric", K::Choice(&["rss", "pss", "uss"]), G::Recycle, |d, v| {
+            d.cfg.pool_metric = metric(v)?;
+            Ok(())
+        })
+        .default("rss")
+        .help("The per-worker figure the pool rules sum: rss (uWSGI's; counts shared pages once per worker), pss or uss."),
+        active("pool-soft-limit", K::MemoryRule, G::Recycle, |d, v| {
+            d.cfg.pool_soft_limit = parse_threshold(v)?;
+            Ok(())
+        })
+        .default("off")
+        .help("When the workers' total passes this, gracefully recycle the largest worker, one at a time (e.g. 70%, 2G)."),
+        active("pool-soft-exec", K::Text, G::Recycle, |d, v| {
+            d.cfg.pool_soft_exec = Some(v.to_string()).filter(|c| !c.trim().is_empty());
+            Ok(())
+        })
+        .default("(none)")
+        .help("Shell command run (not waited for) each time pool-soft-limit recycles a worker; MOLT_POOL_REASON is set."),
+        active("pool-hard-limit", K::MemoryRule, G::Recycle, |d, v| {
+            d.cfg.pool_hard_limit = parse_threshold(v)?;
+            Ok(())
+        })
+        .default("off")
+        .help("When the total stays over this for N checks, gracefully restart every worker (e.g. '85% for 2 cycles'); one worker only if that suffices."),
+        active("pool-check-interval", MILLIS, G::Recycle, |d, v| {
+            d.cfg.pool_check_interval = parse_duration(v, TimeUnit::Millis)?;
+            Ok(())
+        })
+        .default("1000 (1s)")
+        .help("How often the pool rules are checked (must be > 0); each action is followed by a fresh sample."),
+        active("smaps-sample-interval", MILLIS, G::Recycle, |d, v| {
+            d.cfg.smaps_sample_interval = parse_duration(v, TimeUnit::Millis)?;
+            Ok(())
+        })
+        .default("1000 (1s)")
+        .help("How often PSS/USS are read from /proc/PID/smaps_rollup, when a rule needs them (must be > 0)."),
         active("min-worker-lifetime", SECONDS, G::Recycle, |d, v| {
             d.cfg.min_worker_lifetime = secs(v)?;
             Ok(())

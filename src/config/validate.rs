@@ -151,8 +151,34 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if c.memory_sample_interval.is_zero() {
-            self.error("memory-sample-interval", "must be greater than 0");
+        for (name, d) in [
+            ("memory-sample-interval", c.memory_sample_interval),
+            ("smaps-sample-interval", c.smaps_sample_interval),
+            ("pool-check-interval", c.pool_check_interval),
+        ] {
+            if d.is_zero() {
+                self.error(name, "must be greater than 0");
+            }
+        }
+        self.pool_rules(c);
+    }
+
+    /// A soft limit at or above the hard one would never act first.
+    fn pool_rules(&mut self, c: &Config) {
+        use super::Amount::{Bytes, PerMille};
+        let (Some(soft), Some(hard)) = (c.pool_soft_limit, c.pool_hard_limit) else {
+            return;
+        };
+        let soft_not_below = match (soft.amount, hard.amount) {
+            (Bytes(s), Bytes(h)) => s >= h,
+            (PerMille(s), PerMille(h)) => s >= h,
+            _ => false,
+        };
+        if soft_not_below {
+            self.error(
+                "pool-soft-limit",
+                format!("{soft} must be below pool-hard-limit ({hard}), or it never acts first"),
+            );
         }
     }
 

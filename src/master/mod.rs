@@ -25,7 +25,7 @@ use log::{error, info, warn};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::getpid;
 
-use crate::config::{AppSpec, Config, Loaded, Protocol, RecycleOrder};
+use crate::config::{Amount, AppSpec, Config, Loaded, MemoryThreshold, Protocol, RecycleOrder};
 use crate::error::Error;
 use crate::listen::{self, Bound, SocketPerms};
 use crate::observe::{
@@ -34,9 +34,11 @@ use crate::observe::{
     server::{Answer, StatsServer, Want},
     view::{SocketQueue, View},
 };
-use crate::pool::{self, Action, Limits, Nanos, Outcome, Pool, Reason, Shutdown};
+use crate::pool::{
+    self, Action, Limits, Nanos, Outcome, Pool, PoolLimits, PoolRule, Reason, Shutdown,
+};
 use crate::scoreboard::{Scoreboard, MAX_SLOTS};
-use crate::sys::{RealSys, SpawnRequest, Sys};
+use crate::sys::{Capacity, RealSys, SpawnRequest, Sys};
 use crate::systemd::{self, Notifier};
 use crate::worker::exec::{base_env, ExecIdentity, ExecPlan};
 use crate::worker::{AppFactory, ChildSpec, WorkerLimits, WorkerSetup};
@@ -46,8 +48,9 @@ use signals::{Pending, Signals};
 /// The loop's tick: deadlines (mercy, harakiri, lifetime) are checked at least this often.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Projects the config onto the planner's limits.
-pub fn limits_of(cfg: &Config) -> Limits {
+/// Projects the config onto the planner's limits; percentages of pool thresholds are
+/// resolved against `capacity` (the cgroup limit, else MemTotal).
+pub fn limits_of(cfg: &Config, capacity: Option<&Capacity>) -> Limits {
     Limits {
         max_requests: cfg.max_requests,
         max_requests_delta: cfg.max_requests_delta,
@@ -55,7 +58,10 @@ pub fn limits_of(cfg: &Config) -> Limits {
         max_lifetime: cfg.max_worker_lifetime,
         max_lifetime_delta: cfg.max_worker_lifetime_delta,
         reload_on_rss: cfg.reload_on_rss,
+        reload_on_pss: cfg.reload_on_pss,
+        reload_on_uss: cfg.reload_on_uss,
         evil_reload_on_rss: cfg.evil_reload_on_rss,
+        pool: pool_limits(cfg, capacity),
         min_lifetime: cfg.min_worker_lifetime,
         harakiri: cfg.harakiri,
         mercy: cfg.worker_reload_mercy,
@@ -69,6 +75,63 @@ pub fn limits_of(cfg: &Config) -> Limits {
     }
 }
 
+/// The pool rules in bytes. A percentage with no known capacity disables its rule (logged).
+fn pool_limits(cfg: &Config, capacity: Option<&Capacity>) -> PoolLimits {
+    let resolve = |name: &str, t: Option<MemoryThreshold>| -> Option<PoolRule> {
+        let t = t?;
+        let limit = match (t.amount, capacity) {
+            (Amount::Bytes(b), _) => b,
+            (amount, Some(c)) => amount.bytes_of(c.bytes),
+            (_, None) => {
+                error!("{name} = {t}: cannot read the cgroup limit or MemTotal; rule disabled");
+                return None;
+            }
+        };
+        Some(PoolRule {
+            limit,
+            cycles: t.cycles,
+        })
+    };
+    PoolLimits {
+        metric: cfg.pool_metric,
+        soft: resolve("pool-soft-limit", cfg.pool_soft_limit),
+        hard: resolve("pool-hard-limit", cfg.pool_hard_limit),
+        soft_exec: cfg.pool_soft_exec.clone(),
+        check_every: cfg.pool_check_interval,
+    }
+}
+
+/// Says which pool rules are in force, in bytes, and what a percentage is a share of.
+fn log_pool_rules(limits: &Limits, capacity: Option<&Capacity>) {
+    let pool = &limits.pool;
+    if !pool.active() {
+        return;
+    }
+    let show = |r: Option<PoolRule>| {
+        r.map_or("off".to_string(), |r| {
+            format!("{} for {} check(s)", pool::mb(r.limit), r.cycles)
+        })
+    };
+    info!(
+        "pool memory rules ({}): soft limit {}, hard limit {}; capacity {}",
+        pool.metric,
+        show(pool.soft),
+        show(pool.hard),
+        capacity.map_or("unknown".to_string(), |c| c.to_string())
+    );
+}
+
+/// What the master counted about memory, for the stats server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryCounters {
+    /// Workers killed by a SIGKILL molt did not send (likely the OOM killer).
+    pub foreign_sigkills: u64,
+    /// Of those, the ones the cgroup's oom_kill counter confirmed.
+    pub oom_kills: u64,
+    /// Workers recycled by the pool rules (soft, hard, lease).
+    pub pool_recycles: u64,
+}
+
 /// The decision-and-effect half of the master, generic over the effect layer.
 pub struct Master<S: Sys> {
     pub sys: S,
@@ -79,6 +142,12 @@ pub struct Master<S: Sys> {
     last_sample: Nanos,
     /// Totals of dead workers, recycle reasons, memory history (for the stats server).
     pub book: Book,
+    smaps_every: Nanos,
+    last_smaps: Nanos,
+    /// Memory events counted for stats (OOM kills, pool recycles).
+    pub counters: MemoryCounters,
+    /// The cgroup's oom_kill counter when molt last looked.
+    oom_seen: Option<u64>,
 }
 
 impl<S: Sys> Master<S> {
@@ -89,6 +158,8 @@ impl<S: Sys> Master<S> {
         threads: usize,
         sample_every: Duration,
     ) -> Self {
+        let mut sys = sys;
+        let oom_seen = sys.oom_kills();
         Master {
             sys,
             pool,
@@ -97,7 +168,16 @@ impl<S: Sys> Master<S> {
             sample_every: pool::nanos(sample_every),
             last_sample: 0,
             book: Book::default(),
+            smaps_every: pool::nanos(Duration::from_secs(1)),
+            last_smaps: 0,
+            counters: MemoryCounters::default(),
+            oom_seen,
         }
+    }
+
+    /// How often PSS/USS are read (they cost a page-table walk per process).
+    pub fn set_smaps_interval(&mut self, every: Duration) {
+        self.smaps_every = pool::nanos(every);
     }
 
     /// Applies signals, in priority order: shutdown beats reload beats respawn; once a
@@ -138,10 +218,14 @@ impl<S: Sys> Master<S> {
     /// Applies a re-read configuration: new limits and worker count; every worker is
     /// then replaced gracefully so it runs with the new settings and app.
     pub fn reload(&mut self, cfg: &Config) {
-        self.pool.set_limits(limits_of(cfg));
+        let capacity = self.sys.capacity();
+        let limits = limits_of(cfg, capacity.as_ref());
+        log_pool_rules(&limits, capacity.as_ref());
+        self.pool.set_limits(limits);
         self.pool.set_target(cfg.processes);
         self.threads = cfg.threads;
         self.sample_every = pool::nanos(cfg.memory_sample_interval);
+        self.smaps_every = pool::nanos(cfg.smaps_sample_interval);
         self.pool.respawn_all(Reason::Reload);
     }
 
@@ -177,7 +261,8 @@ impl<S: Sys> Master<S> {
                         self.book
                             .exited(report.id, pid, slot, generation, &reason, now);
                     }
-                    sample::log_exit(&report)
+                    let oom = self.oom_evidence(report.foreign_kill);
+                    sample::log_exit(&report, oom);
                 }
                 None => info!("reaped pid {pid} ({how}), not a worker"),
             }
@@ -213,10 +298,41 @@ impl<S: Sys> Master<S> {
             .store(limit, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Counts a SIGKILL molt did not send, and asks the cgroup whether it was the OOM
+    /// killer (its oom_kill counter went up since molt last looked).
+    fn oom_evidence(&mut self, foreign_kill: bool) -> sample::Oom {
+        if !foreign_kill {
+            return sample::Oom::NotAKill;
+        }
+        self.counters.foreign_sigkills += 1;
+        let before = self.oom_seen;
+        let after = self.sys.oom_kills();
+        self.oom_seen = after.or(before);
+        match (before, after) {
+            (Some(b), Some(a)) if a > b => {
+                self.counters.oom_kills += a - b;
+                sample::Oom::Confirmed {
+                    before: b,
+                    after: a,
+                }
+            }
+            (Some(_), Some(_)) => sample::Oom::NotConfirmed,
+            _ => sample::Oom::NoCounter,
+        }
+    }
+
+    /// Reads every worker's scoreboard slot and, when due, its memory from /proc (PSS/USS
+    /// at their own, slower interval); after a memory round, publishes the pool leases.
     fn sample(&mut self, now: Nanos) {
         let memory_due = now.saturating_sub(self.last_sample) >= self.sample_every;
         if memory_due {
             self.last_sample = now;
+        }
+        let smaps_due = memory_due
+            && needs_smaps(self.pool.limits())
+            && now.saturating_sub(self.last_smaps) >= self.smaps_every;
+        if smaps_due {
+            self.last_smaps = now;
         }
         let pids: Vec<(i32, usize, u64)> = self
             .pool
@@ -224,20 +340,29 @@ impl<S: Sys> Master<S> {
             .iter()
             .map(|w| (w.pid, w.slot, w.generation))
             .collect();
+        let mut fresh_ready = false;
         for (pid, slot, generation) in pids {
             let mut obs = sample::read_slot(self.board.slot(slot), generation, self.threads);
-            let previous = self.pool.worker(pid).and_then(|w| w.obs.rss);
+            let previous = self.pool.worker(pid).map(|w| w.obs).unwrap_or_default();
+            let booting = self
+                .pool
+                .worker(pid)
+                .is_some_and(|w| w.phase == pool::Phase::Booting);
+            // A worker that just became ready is measured at once, so it gets a lease
+            // before it has served much.
             // A new worker is measured at once, so its memory is never shown as unknown.
-            obs.rss = if memory_due || obs.wants_rss || previous.is_none() {
-                self.sys.memory(pid).or(previous)
-            } else {
-                previous
-            };
+            let measure = memory_due
+                || obs.wants_rss
+                || obs.wants_pool
+                || (booting && obs.ready)
+                || previous.rss.is_none();
+            self.measure(pid, &mut obs, previous, measure, smaps_due);
             if memory_due && self.book.enabled {
                 let detail = self.sys.memory_detail(pid);
                 self.book.details.insert(pid, detail);
             }
             if self.pool.observe(pid, obs, now) {
+                fresh_ready = true;
                 if let Some(w) = self.pool.worker(pid) {
                     info!(
                         "worker {} (pid {pid}) ready in {} ms",
@@ -249,6 +374,10 @@ impl<S: Sys> Master<S> {
         }
         if memory_due && self.book.enabled {
             self.record_frame(now);
+        }
+        if memory_due || fresh_ready {
+            self.pool.memory_sampled(now);
+            self.publish_leases();
         }
     }
 
@@ -269,12 +398,50 @@ impl<S: Sys> Master<S> {
         });
     }
 
+    /// Fills the memory fields of `obs`: measured now if `measure`, else carried over.
+    fn measure(
+        &mut self,
+        pid: i32,
+        obs: &mut pool::Observation,
+        previous: pool::Observation,
+        measure: bool,
+        smaps: bool,
+    ) {
+        (obs.rss, obs.pss, obs.uss, obs.smaps_rss) =
+            (previous.rss, previous.pss, previous.uss, previous.smaps_rss);
+        if !measure {
+            return;
+        }
+        // An exiting process reads as 0 resident pages: keep the last real figures.
+        let Some(m) = self.sys.memory(pid, smaps).filter(|m| m.rss > 0) else {
+            return;
+        };
+        obs.rss = Some(m.rss);
+        if let Some(s) = m.smaps {
+            (obs.pss, obs.uss, obs.smaps_rss) = (Some(s.pss), Some(s.uss), Some(s.rss));
+        }
+    }
+
+    /// Writes each serving worker's RSS ceiling into its slot (0 clears it).
+    fn publish_leases(&mut self) {
+        if self.pool.limits().pool.soft.is_none() {
+            return;
+        }
+        for (slot, ceiling) in self.pool.leases() {
+            self.board
+                .slot(slot)
+                .mem_ceiling
+                .store(ceiling.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     fn apply(&mut self, actions: Vec<Action>, now: Nanos) -> Option<Outcome> {
         for action in actions {
             match action {
                 Action::Spawn { id, replaces } => self.spawn(id, replaces, now),
                 Action::Stop { id, pid, reason } => {
                     info!("worker {id} (pid {pid}) {}: {reason}", verb(&reason));
+                    self.count_pool_recycle(&reason);
                     if let Err(e) = self.sys.stop(pid) {
                         warn!("worker {id} (pid {pid}): SIGTERM failed: {e}");
                     }
@@ -285,6 +452,7 @@ impl<S: Sys> Master<S> {
                         warn!("worker {id} (pid {pid}): SIGKILL failed: {e}");
                     }
                 }
+                Action::Exec { command, reason } => self.exec(&command, &reason),
                 Action::Exit(outcome) => return Some(outcome),
             }
         }
@@ -324,9 +492,34 @@ impl<S: Sys> Master<S> {
         &self.board
     }
 
+    fn count_pool_recycle(&mut self, reason: &Reason) {
+        if matches!(
+            reason,
+            Reason::PoolSoft { .. } | Reason::PoolHard { .. } | Reason::PoolLease { .. }
+        ) {
+            self.counters.pool_recycles += 1;
+        }
+    }
+
+    /// Runs `pool-soft-exec` without waiting (the reap loop collects it).
+    fn exec(&mut self, command: &str, reason: &Reason) {
+        let env = [("MOLT_POOL_REASON", reason.to_string())];
+        match self.sys.exec(command, &env) {
+            Ok(pid) => info!("pool-soft-exec (pid {pid}) started: {command} ({reason})"),
+            Err(e) => warn!("pool-soft-exec: cannot run {command:?}: {e}"),
+        }
+    }
+
     fn free_slot(&self) -> Option<usize> {
         (0..MAX_SLOTS).find(|s| !self.pool.workers.iter().any(|w| w.slot == *s))
     }
+}
+
+/// PSS or USS is needed by a per-worker limit or by the pool metric.
+fn needs_smaps(limits: &Limits) -> bool {
+    limits.reload_on_pss.is_some()
+        || limits.reload_on_uss.is_some()
+        || (limits.pool.active() && limits.pool.metric.needs_smaps())
 }
 
 /// The reason molt gave a worker when it asked it to stop, if it did.
@@ -392,6 +585,7 @@ impl Fixed {
             max_requests: None,
             drain_at_max_requests: cfg.recycle_order == RecycleOrder::RetireFirst,
             reload_on_rss: cfg.reload_on_rss,
+            pool_lease: cfg.pool_soft_limit.is_some(),
         };
         let setup = WorkerSetup::from_config(cfg);
         // The exec kind's environment is read once per configuration, not per fork.
@@ -502,8 +696,12 @@ pub fn run(loaded: Loaded, make_app: AppMaker) -> Result<(), Error> {
     let seed = cfg
         .jitter_seed
         .unwrap_or_else(|| crate::scoreboard::mono_ns() ^ u64::from(std::process::id()));
-    let pool = Pool::new(cfg.processes, limits_of(&cfg), seed);
+    let capacity = crate::sys::capacity();
+    let limits = limits_of(&cfg, capacity.as_ref());
+    log_pool_rules(&limits, capacity.as_ref());
+    let pool = Pool::new(cfg.processes, limits, seed);
     let mut master = Master::new(sys, pool, board, cfg.threads, cfg.memory_sample_interval);
+    master.set_smaps_interval(cfg.smaps_sample_interval);
     master.book = Book::new(stats.is_some());
     info!(
         "molt {} master pid {} starting {} worker(s)",

@@ -12,12 +12,16 @@ mod backoff;
 mod plan;
 mod policy;
 mod reason;
+pub mod rules;
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
 
 pub use backoff::Backoff;
 pub use plan::{ExitReport, Pool, Shutdown, Thresholds};
-pub use reason::{ExitKind, Reason, EXIT_APP_LOAD, EXIT_ORPHAN};
+pub use reason::{mb, ExitKind, Reason, EXIT_APP_LOAD, EXIT_ORPHAN};
+pub use rules::{Metric, PoolLimits, PoolRule};
 
 use std::time::Duration;
 
@@ -45,7 +49,13 @@ pub struct Limits {
     pub max_lifetime: Option<Duration>,
     pub max_lifetime_delta: Duration,
     pub reload_on_rss: Option<u64>,
+    /// Graceful recycle when a worker's PSS (its tree's, estimated between smaps reads) reaches this.
+    pub reload_on_pss: Option<u64>,
+    /// Graceful recycle when a worker's USS reaches this.
+    pub reload_on_uss: Option<u64>,
     pub evil_reload_on_rss: Option<u64>,
+    /// Pool-wide memory rules (monit's `totalmem`), thresholds already in bytes.
+    pub pool: PoolLimits,
     pub min_lifetime: Duration,
     pub harakiri: Option<Duration>,
     pub mercy: Duration,
@@ -64,7 +74,10 @@ impl Default for Limits {
             max_lifetime: None,
             max_lifetime_delta: Duration::ZERO,
             reload_on_rss: None,
+            reload_on_pss: None,
+            reload_on_uss: None,
             evil_reload_on_rss: None,
+            pool: PoolLimits::default(),
             min_lifetime: Duration::ZERO,
             harakiri: None,
             mercy: Duration::from_secs(60),
@@ -89,8 +102,36 @@ pub struct Observation {
     pub wants_rss: bool,
     /// Start of the oldest running request (monotonic ns), if busy.
     pub busy_since: Option<Nanos>,
+    /// The worker crossed the pool memory lease the master gave it and stopped accepting
+    /// (scoreboard flag).
+    pub wants_pool: bool,
     /// Resident memory in bytes, measured by the master from /proc.
     pub rss: Option<u64>,
+    /// Proportional set size in bytes (smaps_rollup, sampled less often than RSS).
+    pub pss: Option<u64>,
+    /// Unique set size in bytes: Private_Clean + Private_Dirty (smaps_rollup).
+    pub uss: Option<u64>,
+    /// The RSS read together with `pss`/`uss`, to estimate them between smaps reads.
+    pub smaps_rss: Option<u64>,
+}
+
+impl Observation {
+    /// This worker's memory by `metric`. PSS and USS are read less often than RSS
+    /// (smaps_rollup walks page tables); between reads they are estimated as the last
+    /// reading plus the RSS change since, which is exact for private growth (a leak)
+    /// and errs high for shared pages.
+    pub fn memory(&self, metric: Metric) -> Option<u64> {
+        let measured = match metric {
+            Metric::Rss => return self.rss,
+            Metric::Pss => self.pss?,
+            Metric::Uss => self.uss?,
+        };
+        let (Some(now), Some(then)) = (self.rss, self.smaps_rss) else {
+            return Some(measured);
+        };
+        let moved = now as i128 - then as i128;
+        Some((measured as i128 + moved).clamp(0, u64::MAX as i128) as u64)
+    }
 }
 
 /// What a worker is doing, from the master's point of view (authoritative, private).
@@ -131,6 +172,11 @@ pub struct Worker {
     pub obs: Observation,
     /// A pool-wide respawn (USR1/HUP) asked for this worker's replacement.
     pub respawn: Option<Reason>,
+    /// Its memory (pool metric) at the first sample after it became ready: what a fresh
+    /// worker costs, the room a replacement needs.
+    pub fresh_memory: Option<u64>,
+    /// The RSS ceiling last leased to it under the pool soft limit.
+    pub lease: Option<u64>,
 }
 
 impl Worker {
@@ -152,6 +198,8 @@ pub enum Action {
     Stop { id: u32, pid: i32, reason: Reason },
     /// Kill a worker's process group at once (SIGKILL), with the reason for the log.
     Kill { id: u32, pid: i32, reason: Reason },
+    /// Run `pool-soft-exec` (without waiting for it), with the reason for the log.
+    Exec { command: String, reason: Reason },
     /// Every worker is gone: leave with this outcome.
     Exit(Outcome),
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::policy::{judge, Verdict};
+use super::rules::{self, Census, Decision, Streaks};
 use super::EXIT_APP_LOAD;
 use super::{
     nanos, Action, Backoff, ExitKind, Limits, Nanos, Observation, Order, Outcome, Phase, Reason,
@@ -46,8 +47,10 @@ pub struct ExitReport {
     pub requests: u64,
     /// SIGKILL that molt did not send: likely the kernel's OOM killer.
     pub foreign_kill: bool,
-    /// The last memory figure molt saw for it.
+    /// The last memory figures molt saw for it (RSS, and PSS/USS when sampled).
     pub last_rss: Option<u64>,
+    pub last_pss: Option<u64>,
+    pub last_uss: Option<u64>,
     /// The next spawn waits this long (quick failures back off exponentially).
     pub backoff: Duration,
     /// It retired itself (after raising a recycle flag) before the master told it to.
@@ -69,6 +72,19 @@ pub struct Pool {
     boot_failures: u32,
     fatal: Option<String>,
     shutdown: Option<Shutdown>,
+    rules: RuleClock,
+}
+
+/// When the pool rules may look next, and what they have seen so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct RuleClock {
+    streaks: Streaks,
+    /// No check before this time (`pool-check-interval`).
+    next_check: Nanos,
+    /// Since when no memory action has been in flight.
+    quiet_since: Option<Nanos>,
+    /// When the master last sampled every worker's memory.
+    sampled_at: Nanos,
 }
 
 impl Pool {
@@ -85,6 +101,7 @@ impl Pool {
             boot_failures: 0,
             fatal: None,
             shutdown: None,
+            rules: RuleClock::default(),
         }
     }
 
@@ -149,6 +166,8 @@ impl Pool {
             phase: Phase::Booting,
             obs: Observation::default(),
             respawn: None,
+            fresh_memory: None,
+            lease: None,
         });
         if let Some(old) = replaces {
             if let Some(Phase::Retiring { successor, .. }) = self.phase_mut(old) {
@@ -205,13 +224,16 @@ impl Pool {
             w.respawn = Some(Reason::InvalidTelemetry("request counter went backwards"));
         }
         w.obs = obs;
-        if w.phase == Phase::Booting && obs.ready {
+        let became_ready = w.phase == Phase::Booting && obs.ready;
+        if became_ready {
             w.phase = Phase::Serving;
             w.ready_at = Some(now);
             self.ever_ready = true;
-            return true;
         }
-        false
+        if w.phase == Phase::Serving && w.fresh_memory.is_none() {
+            w.fresh_memory = obs.memory(self.limits.pool.metric);
+        }
+        became_ready
     }
 
     /// Takes in a reaped worker; returns what to log, or None for an unknown pid.
@@ -253,6 +275,8 @@ impl Pool {
             requests: w.obs.requests,
             foreign_kill,
             last_rss: w.obs.rss,
+            last_pss: w.obs.pss,
+            last_uss: w.obs.uss,
             backoff: Duration::from_nanos(
                 self.backoff
                     .get(&w.id)
@@ -326,6 +350,7 @@ impl Pool {
         }
         self.note_stability(now);
         self.judge_all(now, &mut actions);
+        self.apply_pool_rules(now, &mut actions);
         let mut spawning = BTreeSet::new();
         self.advance_retiring(now, &mut actions, &mut spawning);
         self.fill_vacancies(now, &mut actions, &mut spawning);
@@ -352,7 +377,18 @@ impl Pool {
             match judge(w, &self.limits, now) {
                 Verdict::Keep => {}
                 Verdict::Kill(reason) => kill(w, reason, actions),
-                Verdict::Drain(reason) => drain(w, reason, now + mercy, actions),
+                Verdict::Drain(reason) => {
+                    // A crossed lease is the soft limit at work: its command runs too.
+                    let exec = match (&reason, &self.limits.pool.soft_exec) {
+                        (Reason::PoolLease { .. }, Some(command)) => Some(Action::Exec {
+                            command: command.clone(),
+                            reason: reason.clone(),
+                        }),
+                        _ => None,
+                    };
+                    drain(w, reason, now + mercy, actions);
+                    actions.extend(exec);
+                }
                 Verdict::Retire(reason) => {
                     w.phase = Phase::Retiring {
                         reason,
@@ -400,7 +436,7 @@ impl Pool {
                 break;
             }
             let (id, pid) = (self.workers[i].id, self.workers[i].pid);
-            match self.limits.order {
+            match self.order() {
                 Order::ReplaceFirst => {
                     if !self.may_spawn(id, now) || spawning.contains(&id) {
                         continue;
@@ -415,6 +451,127 @@ impl Pool {
             }
             in_flight += 1;
         }
+    }
+
+    /// The master took a memory sample of every worker: the rules may look again.
+    pub fn memory_sampled(&mut self, now: Nanos) {
+        self.rules.sampled_at = now;
+    }
+
+    /// What the pool rules see now: the total by the pool metric, the largest serving
+    /// worker, and what a fresh worker costs.
+    pub fn census(&self) -> Census {
+        let metric = self.limits.pool.metric;
+        let memory = |w: &Worker| w.obs.memory(metric);
+        let fresh = self
+            .workers
+            .iter()
+            .filter_map(|w| w.fresh_memory)
+            .max()
+            .unwrap_or(0);
+        Census {
+            // A worker not measured yet (just forked) is counted as a fresh one.
+            total: self
+                .workers
+                .iter()
+                .map(|w| memory(w).unwrap_or(fresh))
+                .sum(),
+            largest: self
+                .workers
+                .iter()
+                .filter(|w| w.phase == Phase::Serving)
+                .filter_map(|w| Some((w.pid, memory(w)?)))
+                .max_by_key(|&(_, m)| m),
+            fresh,
+        }
+    }
+
+    /// The recycle order in force: `recycle-order`, unless a pool rule says one more
+    /// worker does not fit, in which case the old worker retires before its successor.
+    pub fn order(&self) -> Order {
+        let pool = &self.limits.pool;
+        if pool.active() && !rules::room_for_one_more(pool, &self.census()) {
+            return Order::RetireFirst;
+        }
+        self.limits.order
+    }
+
+    /// A memory recycle (per-worker or pool rule) has not finished: a rule acting now
+    /// would count the same excess twice.
+    fn memory_action_in_flight(&self) -> bool {
+        self.workers.iter().any(|w| {
+            let phase_reason = match &w.phase {
+                Phase::Retiring { reason, .. }
+                | Phase::Draining { reason, .. }
+                | Phase::Killed { reason } => Some(reason),
+                Phase::Booting | Phase::Serving => None,
+            };
+            phase_reason
+                .or(w.respawn.as_ref())
+                .is_some_and(Reason::is_memory)
+        })
+    }
+
+    /// Checks the pool rules when due: one action at a time, each followed by a fresh
+    /// sample before the next check.
+    fn apply_pool_rules(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        if !self.limits.pool.active() {
+            return;
+        }
+        if self.memory_action_in_flight() {
+            self.rules.quiet_since = None;
+            return;
+        }
+        let quiet = *self.rules.quiet_since.get_or_insert(now);
+        if now < self.rules.next_check || self.rules.sampled_at <= quiet {
+            return;
+        }
+        self.rules.next_check = now + nanos(self.limits.pool.check_every);
+        let census = self.census();
+        match rules::check(&self.limits.pool, &census, &mut self.rules.streaks) {
+            None => {}
+            Some(Decision::RestartAll(reason)) => self.respawn_all(reason),
+            Some(Decision::Recycle { pid, reason, exec }) => {
+                if exec {
+                    self.push_exec(&reason, actions);
+                }
+                if let Some(phase) = self.phase_mut(pid) {
+                    *phase = Phase::Retiring {
+                        reason,
+                        successor: None,
+                    };
+                }
+            }
+        }
+    }
+
+    fn push_exec(&self, reason: &Reason, actions: &mut Vec<Action>) {
+        if let Some(command) = &self.limits.pool.soft_exec {
+            actions.push(Action::Exec {
+                command: command.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    /// Leases each serving worker its RSS ceiling under the soft limit (see
+    /// [`rules::leases`]); returns (slot, ceiling) for the master to publish. Call after
+    /// a memory sample.
+    pub fn leases(&mut self) -> Vec<(usize, u64)> {
+        let census = self.census();
+        let serving: Vec<(usize, u64)> = self
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Serving)
+            .filter_map(|w| Some((w.slot, w.obs.rss?)))
+            .collect();
+        let leases = rules::leases(&self.limits.pool, &census, &serving);
+        for &(slot, ceiling) in &leases {
+            if let Some(w) = self.workers.iter_mut().find(|w| w.slot == slot) {
+                w.lease = Some(ceiling);
+            }
+        }
+        leases
     }
 
     /// A retiring worker whose successor is ready stops now.
@@ -453,11 +610,41 @@ impl Pool {
         actions: &mut Vec<Action>,
         spawning: &mut BTreeSet<u32>,
     ) {
+        let mut room = self.room();
         for id in 1..=self.target as u32 {
             let held = self.workers.iter().any(|w| w.id == id && w.holds_id());
-            if !held && self.may_spawn(id, now) && spawning.insert(id) {
-                actions.push(Action::Spawn { id, replaces: None });
+            if held || !self.may_spawn(id, now) || spawning.contains(&id) {
+                continue;
             }
+            if self.freed_by_memory_stop(id) && !room.take_one() {
+                continue;
+            }
+            spawning.insert(id);
+            actions.push(Action::Spawn { id, replaces: None });
+        }
+    }
+
+    /// The id's last holder is stopping for memory: under a pool rule its replacement
+    /// waits until it fits (retire first, really), so the old and new never add up.
+    fn freed_by_memory_stop(&self, id: u32) -> bool {
+        self.limits.pool.active()
+            && self.workers.iter().any(|w| {
+                w.id == id
+                    && matches!(&w.phase,
+                        Phase::Draining { reason, .. } | Phase::Killed { reason } if reason.is_memory())
+            })
+    }
+
+    /// The room under the lowest pool limit, in fresh workers.
+    fn room(&self) -> Room {
+        let census = self.census();
+        Room {
+            free: self
+                .limits
+                .pool
+                .budget()
+                .map(|b| b.saturating_sub(census.total)),
+            fresh: census.fresh,
         }
     }
 
@@ -515,6 +702,26 @@ impl Pool {
     }
 }
 
+/// Memory left under the lowest pool limit, handed out one fresh worker at a time.
+struct Room {
+    /// None: no pool limit, room for anything.
+    free: Option<u64>,
+    fresh: u64,
+}
+
+impl Room {
+    fn take_one(&mut self) -> bool {
+        match &mut self.free {
+            None => true,
+            Some(free) if *free >= self.fresh => {
+                *free -= self.fresh;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
+
 /// Asks `w` to stop gracefully by `deadline` (SIGTERM now, SIGKILL at the deadline).
 fn drain(w: &mut Worker, reason: Reason, deadline: Nanos, actions: &mut Vec<Action>) {
     actions.push(Action::Stop {
@@ -546,6 +753,13 @@ fn self_retirement(w: &Worker, how: ExitKind) -> Option<Reason> {
     if w.obs.wants_rss {
         let limit = w.obs.rss.unwrap_or(0);
         return Some(Reason::Rss { rss: limit, limit });
+    }
+    if w.obs.wants_pool {
+        let rss = w.obs.rss.unwrap_or(0);
+        return Some(Reason::PoolLease {
+            rss,
+            ceiling: w.lease.unwrap_or(rss),
+        });
     }
     let limit = w.max_requests?;
     w.obs.wants_max_requests.then_some(Reason::MaxRequests {

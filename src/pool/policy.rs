@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Limits, Nanos, Phase, Reason, Worker};
+use super::{Limits, Metric, Nanos, Phase, Reason, Worker};
 
 /// A started request this far in the future is impossible (clock skew tolerance).
 const FUTURE_SLACK: Nanos = 1_000_000_000;
@@ -59,18 +59,38 @@ fn hard_limits(w: &Worker, limits: &Limits, now: Nanos) -> Option<Verdict> {
 }
 
 fn memory(w: &Worker, limits: &Limits) -> Option<Reason> {
-    let limit = limits.reload_on_rss?;
-    let measured = w.obs.rss.unwrap_or(0);
-    if measured >= limit {
+    let o = &w.obs;
+    if let (Some(limit), Some(rss)) = (limits.reload_on_rss, o.rss) {
+        if rss >= limit {
+            return Some(Reason::Rss { rss, limit });
+        }
+    }
+    if let (Some(limit), Some(pss)) = (limits.reload_on_pss, o.memory(Metric::Pss)) {
+        if pss >= limit {
+            return Some(Reason::Pss { pss, limit });
+        }
+    }
+    if let (Some(limit), Some(uss)) = (limits.reload_on_uss, o.memory(Metric::Uss)) {
+        if uss >= limit {
+            return Some(Reason::Uss { uss, limit });
+        }
+    }
+    self_reported(w, limits)
+}
+
+/// A worker that saw itself over a limit after a request has already stopped accepting.
+fn self_reported(w: &Worker, limits: &Limits) -> Option<Reason> {
+    let rss = w.obs.rss.unwrap_or(0);
+    if w.obs.wants_rss {
+        let limit = limits.reload_on_rss.unwrap_or(rss);
         return Some(Reason::Rss {
-            rss: measured,
+            rss: rss.max(limit),
             limit,
         });
     }
-    // The worker saw itself over the limit after a request and already stopped accepting.
-    w.obs.wants_rss.then_some(Reason::Rss {
-        rss: measured.max(limit),
-        limit,
+    w.obs.wants_pool.then(|| Reason::PoolLease {
+        rss,
+        ceiling: w.lease.unwrap_or(rss),
     })
 }
 

@@ -19,9 +19,34 @@ pub enum Reason {
         rss: u64,
         limit: u64,
     },
+    Pss {
+        pss: u64,
+        limit: u64,
+    },
+    Uss {
+        uss: u64,
+        limit: u64,
+    },
     EvilRss {
         rss: u64,
         limit: u64,
+    },
+    /// The pool's total passed `pool-soft-limit`: the largest worker is recycled.
+    PoolSoft {
+        total: u64,
+        limit: u64,
+    },
+    /// The pool's total stayed over `pool-hard-limit` for `cycles` checks.
+    PoolHard {
+        total: u64,
+        limit: u64,
+        cycles: u32,
+    },
+    /// The worker's RSS reached the share of the soft limit's headroom it was leased,
+    /// and it stopped accepting after that request.
+    PoolLease {
+        rss: u64,
+        ceiling: u64,
     },
     Harakiri {
         running: Duration,
@@ -56,7 +81,12 @@ impl Reason {
             Reason::MaxRequests { .. } => "max-requests",
             Reason::Lifetime { .. } => "max-worker-lifetime",
             Reason::Rss { .. } => "reload-on-rss",
+            Reason::Pss { .. } => "reload-on-pss",
+            Reason::Uss { .. } => "reload-on-uss",
             Reason::EvilRss { .. } => "evil-reload-on-rss",
+            Reason::PoolSoft { .. } => "pool-soft-limit",
+            Reason::PoolHard { .. } => "pool-hard-limit",
+            Reason::PoolLease { .. } => "pool-lease",
             Reason::Harakiri { .. } => "harakiri",
             Reason::Respawn => "respawn",
             Reason::Reload => "reload",
@@ -74,15 +104,34 @@ impl Reason {
         matches!(
             self,
             Reason::Rss { .. }
+                | Reason::Pss { .. }
+                | Reason::Uss { .. }
+                | Reason::PoolLease { .. }
                 | Reason::EvilRss { .. }
                 | Reason::Harakiri { .. }
                 | Reason::InvalidTelemetry(_)
                 | Reason::BootTimeout { .. }
         )
     }
+
+    /// Reasons about memory: while one is in flight the pool rules wait, so that two
+    /// rules never act on the same excess.
+    pub fn is_memory(&self) -> bool {
+        matches!(
+            self,
+            Reason::Rss { .. }
+                | Reason::Pss { .. }
+                | Reason::Uss { .. }
+                | Reason::EvilRss { .. }
+                | Reason::PoolSoft { .. }
+                | Reason::PoolHard { .. }
+                | Reason::PoolLease { .. }
+        )
+    }
 }
 
-fn mb(bytes: u64) -> String {
+/// Bytes as MiB with one decimal, the unit of every memory option.
+pub fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
@@ -105,6 +154,34 @@ impl fmt::Display for Reason {
             Reason::Rss { rss, limit } => {
                 write!(f, "reload-on-rss ({} >= {})", mb(*rss), mb(*limit))
             }
+            Reason::Pss { pss, limit } => {
+                write!(f, "reload-on-pss ({} >= {})", mb(*pss), mb(*limit))
+            }
+            Reason::Uss { uss, limit } => {
+                write!(f, "reload-on-uss ({} >= {})", mb(*uss), mb(*limit))
+            }
+            Reason::PoolSoft { total, limit } => write!(
+                f,
+                "pool-soft-limit (pool total {} > {}; largest worker first)",
+                mb(*total),
+                mb(*limit)
+            ),
+            Reason::PoolHard {
+                total,
+                limit,
+                cycles,
+            } => write!(
+                f,
+                "pool-hard-limit (pool total {} > {} for {cycles} check(s))",
+                mb(*total),
+                mb(*limit)
+            ),
+            Reason::PoolLease { rss, ceiling } => write!(
+                f,
+                "pool-lease (RSS {} >= its share of the pool budget, {})",
+                mb(*rss),
+                mb(*ceiling)
+            ),
             Reason::EvilRss { rss, limit } => {
                 write!(f, "evil-reload-on-rss ({} >= {})", mb(*rss), mb(*limit))
             }

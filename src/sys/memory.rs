@@ -1,24 +1,120 @@
 //! Memory as the master measures it: from /proc, never from the worker's own report.
+//!
+//! RSS comes from `/proc/PID/statm` (one short read). PSS and USS come from
+//! `/proc/PID/smaps_rollup` (Linux >= 4.14), which walks the page tables and costs more,
+//! so the master reads it at its own, slower interval (`smaps-sample-interval`). Every
+//! figure covers the worker plus all its descendants (an app child, a command's helpers):
+//! the memory the worker really costs, like monit's `totalmem`.
 
 use std::fs;
 
-/// Resident bytes of `pid` plus all of its descendants (an app child, a command's
-/// helpers): the memory the worker really costs, like monit's `totalmem`.
+/// Walking a process tree stops after this many processes (a fork bomb is not our job).
+const MAX_TREE: usize = 4096;
+
+/// Figures from smaps_rollup, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Smaps {
+    pub rss: u64,
+    /// Proportional set size: each shared page divided by the number of its sharers.
+    pub pss: u64,
+    /// Unique set size: Private_Clean + Private_Dirty, what exiting would free.
+    pub uss: u64,
+}
+
+impl std::ops::AddAssign for Smaps {
+    fn add_assign(&mut self, o: Smaps) {
+        self.rss += o.rss;
+        self.pss += o.pss;
+        self.uss += o.uss;
+    }
+}
+
+/// One worker tree's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeMemory {
+    /// Resident bytes (statm, or smaps' Rss when smaps was read).
+    pub rss: u64,
+    /// PSS/USS when asked for and readable.
+    pub smaps: Option<Smaps>,
+}
+
+/// Parses `/proc/PID/smaps_rollup` (or a single smaps block). Needs `Rss:` and `Pss:`;
+/// lines it does not know (Pss_Anon and friends, absent before Linux 5.x) are ignored.
+pub fn parse_smaps_rollup(text: &str) -> Option<Smaps> {
+    let (mut rss, mut pss, mut uss) = (None, None, 0u64);
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let kib = || -> Option<u64> {
+            let mut words = rest.split_whitespace();
+            let n = words.next()?.parse::<u64>().ok()?;
+            (words.next() == Some("kB")).then_some(n * 1024)
+        };
+        match key {
+            "Rss" => rss = kib(),
+            "Pss" => pss = kib(),
+            "Private_Clean" | "Private_Dirty" => uss += kib().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some(Smaps {
+        rss: rss?,
+        pss: pss?,
+        uss,
+    })
+}
+
+/// The memory of `pid` and all its descendants; `with_smaps` also reads PSS/USS.
+/// None when `pid` itself is gone.
+pub fn tree_memory(pid: i32, page_size: u64, with_smaps: bool) -> Option<TreeMemory> {
+    let tree = process_tree(pid);
+    if with_smaps {
+        if let Some(m) = tree_smaps(&tree) {
+            return Some(m);
+        }
+    }
+    let mut rss = rss_pages(pid)? * page_size;
+    for &p in &tree[1..] {
+        rss += rss_pages(p).unwrap_or(0) * page_size;
+    }
+    Some(TreeMemory { rss, smaps: None })
+}
+
+/// Sums smaps_rollup over the tree; None if the worker's own file is unreadable (an
+/// old kernel, or the worker just exited), in which case the caller falls back to statm.
+fn tree_smaps(tree: &[i32]) -> Option<TreeMemory> {
+    let mut total = smaps_of(*tree.first()?)?;
+    for &p in &tree[1..] {
+        total += smaps_of(p).unwrap_or_default();
+    }
+    Some(TreeMemory {
+        rss: total.rss,
+        smaps: Some(total),
+    })
+}
+
+fn smaps_of(pid: i32) -> Option<Smaps> {
+    parse_smaps_rollup(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
+}
+
+/// Resident bytes of `pid` plus all of its descendants (statm only).
 pub fn tree_rss(pid: i32, page_size: u64) -> Option<u64> {
-    let mut total = rss_pages(pid)? * page_size;
+    tree_memory(pid, page_size, false).map(|m| m.rss)
+}
+
+/// `pid` first, then every descendant (depth first), at most [`MAX_TREE`].
+fn process_tree(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
     let mut stack = children(pid);
-    let mut seen = 0;
     while let Some(child) = stack.pop() {
-        seen += 1;
-        if seen > 4096 {
+        if out.len() >= MAX_TREE {
             break;
         }
-        if let Some(pages) = rss_pages(child) {
-            total += pages * page_size;
-        }
+        out.push(child);
         stack.extend(children(child));
     }
-    Some(total)
+    out
 }
 
 fn rss_pages(pid: i32) -> Option<u64> {
@@ -55,24 +151,68 @@ pub struct MemoryDetail {
 
 /// PSS, USS (private clean + dirty) and VSZ of `pid` alone, in bytes.
 pub fn detail(pid: i32, page_size: u64) -> MemoryDetail {
-    let mut d = MemoryDetail::default();
-    if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
-        let field = |name: &str| {
-            text.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|kb| kb * 1024)
-        };
-        d.pss = field("Pss:");
-        d.uss = match (field("Private_Clean:"), field("Private_Dirty:")) {
-            (Some(c), Some(p)) => Some(c + p),
-            _ => None,
-        };
-    }
-    d.vsz = procfs::process::Process::new(pid)
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|text| parse_smaps_rollup(&text));
+    let vsz = procfs::process::Process::new(pid)
         .ok()
         .and_then(|p| p.statm().ok())
         .map(|s| s.size * page_size);
-    d
+    MemoryDetail {
+        pss: smaps.map(|s| s.pss),
+        uss: smaps.map(|s| s.uss),
+        vsz,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+
+    #[test]
+    fn parses_a_current_kernel() {
+        let s = parse_smaps_rollup(include_str!("fixtures/smaps_rollup_6.18.txt"));
+        assert_eq!(
+            s,
+            Some(Smaps {
+                rss: 1768 * KIB,
+                pss: 285 * KIB,
+                uss: (40 + 116) * KIB,
+            })
+        );
+    }
+
+    #[test]
+    fn parses_a_kernel_without_pss_anon() {
+        // Linux 4.14-5.x: no Pss_Anon/Pss_File/Pss_Shmem/Pss_Dirty lines. The 200 MB
+        // Shared_Dirty is a region written before fork and shared by four workers.
+        let s = parse_smaps_rollup(include_str!("fixtures/smaps_rollup_4.14.txt"));
+        assert_eq!(
+            s,
+            Some(Smaps {
+                rss: 204812 * KIB,
+                pss: 52203 * KIB,
+                uss: (96 + 3512) * KIB,
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_text_without_rss_or_pss() {
+        assert_eq!(parse_smaps_rollup(""), None);
+        assert_eq!(parse_smaps_rollup("Rss: 12 kB\n"), None);
+        assert_eq!(parse_smaps_rollup("Rss: x kB\nPss: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let page = 4096;
+        let me = std::process::id() as i32;
+        let m = tree_memory(me, page, true).expect("own memory");
+        let smaps = m.smaps.expect("smaps_rollup readable (Linux >= 4.14)");
+        assert!(smaps.pss > 0 && smaps.pss <= smaps.rss && smaps.uss <= smaps.pss);
+        assert!(tree_rss(me, page).is_some_and(|r| r > 0));
+    }
 }

@@ -1,11 +1,13 @@
 //! The effect seam: every syscall the master's decisions lead to goes through [`Sys`], so
 //! the loop can be driven by a recording fake in tests.
 
-mod memory;
+pub mod cgroup;
+pub mod memory;
 pub mod notify;
 mod real;
 
-pub use memory::{tree_rss, MemoryDetail};
+pub use cgroup::{capacity, Capacity, MemoryCgroup};
+pub use memory::{tree_memory, tree_rss, MemoryDetail, Smaps, TreeMemory};
 pub use real::RealSys;
 
 use std::io;
@@ -22,8 +24,15 @@ pub trait Sys {
     fn kill(&mut self, pid: i32) -> io::Result<()>;
     /// Reaps every exited child (waitpid until none is left).
     fn reap(&mut self) -> Vec<(i32, ExitKind)>;
-    /// Resident memory of a worker and its descendants, in bytes.
-    fn memory(&mut self, pid: i32) -> Option<u64>;
+    /// Memory of a worker and its descendants; `with_smaps` also reads PSS/USS.
+    fn memory(&mut self, pid: i32, with_smaps: bool) -> Option<TreeMemory>;
+    /// Starts `sh -c command` with extra environment, without waiting; returns its pid
+    /// (reaped by [`Sys::reap`] like any child).
+    fn exec(&mut self, command: &str, env: &[(&str, String)]) -> io::Result<i32>;
+    /// The memory percentages are a share of: the cgroup limit, else MemTotal.
+    fn capacity(&mut self) -> Option<Capacity>;
+    /// The kernel's count of OOM kills in molt's memory cgroup, when readable.
+    fn oom_kills(&mut self) -> Option<u64>;
     /// PSS, USS and VSZ of a worker (for the stats only; never a recycling input).
     fn memory_detail(&mut self, _pid: i32) -> MemoryDetail {
         MemoryDetail::default()

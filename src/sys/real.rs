@@ -10,7 +10,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, setpgid, ForkResult, Pid};
 
 use super::notify::ExecWorker;
-use super::{tree_rss, SpawnRequest, Sys};
+use super::{tree_memory, MemoryCgroup, SpawnRequest, Sys, TreeMemory};
 use crate::pool::{ExitKind, Nanos};
 use crate::scoreboard::{mono_ns, Scoreboard};
 use crate::worker::{child_main, ChildSpec};
@@ -25,6 +25,7 @@ pub struct RealSys {
     page_size: u64,
     /// Exec'd workers by pid: their notify sockets and stop signals.
     exec: HashMap<i32, ExecWorker>,
+    cgroup: Option<MemoryCgroup>,
 }
 
 impl RealSys {
@@ -36,6 +37,7 @@ impl RealSys {
             board,
             page_size,
             exec: HashMap::new(),
+            cgroup: MemoryCgroup::locate(),
         }
     }
 }
@@ -111,8 +113,27 @@ impl Sys for RealSys {
         self.exec.values().map(ExecWorker::fd).collect()
     }
 
-    fn memory(&mut self, pid: i32) -> Option<u64> {
-        tree_rss(pid, self.page_size)
+    fn memory(&mut self, pid: i32, with_smaps: bool) -> Option<TreeMemory> {
+        tree_memory(pid, self.page_size, with_smaps)
+    }
+
+    fn exec(&mut self, command: &str, env: &[(&str, String)]) -> io::Result<i32> {
+        let child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        // Dropping `Child` neither waits nor kills: the master's reap loop collects it.
+        Ok(child.id() as i32)
+    }
+
+    fn capacity(&mut self) -> Option<super::Capacity> {
+        super::capacity()
+    }
+
+    fn oom_kills(&mut self) -> Option<u64> {
+        self.cgroup.as_ref()?.oom_kills()
     }
 
     fn memory_detail(&mut self, pid: i32) -> super::MemoryDetail {

@@ -51,6 +51,8 @@ pub struct WorkerLimits {
     /// counts, as uWSGI); otherwise keep serving until the replacement is ready.
     pub drain_at_max_requests: bool,
     pub reload_on_rss: Option<u64>,
+    /// Enforce the RSS ceiling the master leases in the slot (pool-soft-limit is set).
+    pub pool_lease: bool,
 }
 
 /// Process settings a worker applies to itself after fork, before loading the app.
@@ -130,6 +132,10 @@ pub struct WorkerShared {
     slot: usize,
     notify_fd: RawFd,
     wakers: Vec<Arc<EventFd>>,
+    /// Connections each thread holds. With several threads, only the least loaded ones
+    /// accept: a thread blocked in the app must not hold a fresh connection whose first
+    /// request then waits behind it.
+    pub thread_conns: Vec<std::sync::atomic::AtomicU32>,
     memory: Option<MemoryProbe>,
     /// The `logto` file, reopened on SIGUSR2.
     pub logto: Option<std::path::PathBuf>,
@@ -152,6 +158,21 @@ impl WorkerShared {
     }
 
     /// The most connections this worker should hold (0 = no limit), from the master.
+    /// True when `thread` holds no more connections than any sibling.
+    pub fn least_loaded(&self, thread: usize) -> bool {
+        let mine = self.thread_conns[thread].load(Relaxed);
+        self.thread_conns.iter().all(|c| mine <= c.load(Relaxed))
+    }
+
+    /// Wakes every thread but `thread` (to re-check whether it should accept).
+    pub fn wake_siblings(&self, thread: usize) {
+        for (t, w) in self.wakers.iter().enumerate() {
+            if t != thread {
+                let _ = w.write(1);
+            }
+        }
+    }
+
     pub fn accept_limit(&self) -> u32 {
         self.board.control().accept_limit.load(Relaxed)
     }
@@ -175,15 +196,30 @@ impl WorkerShared {
                 self.request_drain();
             }
         }
-        if let (Some(limit), Some(probe)) = (self.limits.reload_on_rss, &self.memory) {
-            let rss = probe.resident_bytes();
-            self.slot().self_rss.store(rss, Relaxed);
-            if rss >= limit && !self.draining.load(Relaxed) {
-                // Memory is the emergency: stop taking work now, so the pool never
-                // overshoots by more than this request's growth.
-                self.raise(flag::RSS);
-                self.request_drain();
-            }
+        if let Some(probe) = &self.memory {
+            self.check_memory(probe.resident_bytes());
+        }
+    }
+
+    /// Memory is the emergency: over reload-on-rss, or over the RSS ceiling the master
+    /// leased it under pool-soft-limit, the worker stops taking work now, so neither
+    /// limit is passed by more than this request's growth. Only RSS is checked here
+    /// (one pread of statm); PSS/USS cost a page-table walk and are the master's job.
+    fn check_memory(&self, rss: u64) {
+        let slot = self.slot();
+        slot.self_rss.store(rss, Relaxed);
+        if self.draining.load(Relaxed) {
+            return;
+        }
+        if self.limits.reload_on_rss.is_some_and(|limit| rss >= limit) {
+            self.raise(flag::RSS);
+            self.request_drain();
+            return;
+        }
+        let ceiling = slot.mem_ceiling.load(Relaxed);
+        if self.limits.pool_lease && ceiling > 0 && rss >= ceiling {
+            self.raise(flag::POOL);
+            self.request_drain();
         }
     }
 
@@ -364,9 +400,11 @@ fn serve(spec: ChildSpec) -> i32 {
     };
     let measure_requests =
         obs.memory_report || obs.leak_finder || log.as_ref().is_some_and(|f| f.needs_memory);
-    let memory = (spec.limits.reload_on_rss.is_some() || measure_requests)
-        .then(|| MemoryProbe::open(&app.helper_pids()).ok())
-        .flatten();
+    let wants_probe =
+        spec.limits.reload_on_rss.is_some() || spec.limits.pool_lease || measure_requests;
+    let memory = wants_probe
+        .then(|| MemoryProbe::open(&app.helper_pids()))
+        .and_then(Result::ok);
     let shared = WorkerShared {
         listeners: spec.listeners.clone(),
         protocols: spec.protocols.clone(),
@@ -377,6 +415,9 @@ fn serve(spec: ChildSpec) -> i32 {
         slot: spec.slot,
         notify_fd: spec.notify_fd,
         wakers: wakers.clone(),
+        thread_conns: (0..threads)
+            .map(|_| std::sync::atomic::AtomicU32::new(0))
+            .collect(),
         memory,
         logto: spec.setup.logto.clone(),
         log,

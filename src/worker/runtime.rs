@@ -390,6 +390,7 @@ impl<'s> Runtime<'s> {
         };
         self.conns.restore(token, conn);
         self.shared.slot().open_conns.fetch_add(1, Relaxed);
+        self.shared.thread_conns[self.thread].fetch_add(1, Relaxed);
         // Data often arrives with the connection: serve it now rather than after another wait.
         self.on_readable(token);
     }
@@ -779,11 +780,15 @@ impl<'s> Runtime<'s> {
         }
         let limit = self.shared.accept_limit();
         let held = self.shared.slot().open_conns.load(Relaxed);
-        let want = limit == 0 || held < limit;
+        let want = (limit == 0 || held < limit) && self.shared.least_loaded(self.thread);
         if want == self.accepting {
             return;
         }
         self.accepting = want;
+        if !want {
+            // Someone else must listen now: siblings re-check at once, not at their timeout.
+            self.shared.wake_siblings(self.thread);
+        }
         for (i, l) in self.shared.listeners.iter().enumerate() {
             let res = if want {
                 let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
@@ -849,6 +854,7 @@ impl<'s> Runtime<'s> {
     fn close(&mut self, conn: Conn) {
         let _ = self.epoll.delete(conn.fd.as_fd());
         self.shared.slot().open_conns.fetch_sub(1, Relaxed);
+        self.shared.thread_conns[self.thread].fetch_sub(1, Relaxed);
         drop(conn);
     }
 }

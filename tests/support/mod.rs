@@ -92,6 +92,17 @@ impl Molt {
 
     /// Starts another program built on molt's library (an example) the same way.
     pub fn spawn_bin(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Molt {
+        Self::spawn_with(bin, args, env, |_| {})
+    }
+
+    /// Like [`Molt::spawn_bin`], letting the test adjust the command first (e.g. a
+    /// `pre_exec` hook that moves molt into a cgroup).
+    pub fn spawn_with(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        customize: impl FnOnce(&mut Command),
+    ) -> Molt {
         let dir = TempDir::new("molt");
         let log_path = dir.path().join("molt.log");
         let log = fs::File::create(&log_path).expect("log file");
@@ -108,6 +119,7 @@ impl Molt {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
+        customize(&mut cmd);
         let child = cmd.spawn().expect("spawn molt");
         let mut molt = Molt {
             child,
