@@ -352,3 +352,28 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
     assert!(c[0] > 50 && c[1] > 50, "two worker lines: {counts}");
     assert!(c[2] > 50, "at least one recycle mark: {counts}");
 }
+
+/// A SIGKILL molt did not send (what the OOM killer does) is counted in the stats
+/// document and the metrics, not only logged.
+#[test]
+fn foreign_sigkills_are_counted_in_stats_and_metrics() {
+    let m = Molt::start(&["--demo", "--stats", "127.0.0.1:0", "--stats-http"], 1);
+    let addr = stats_addr(&m);
+    let victim = m.worker_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(m.wait_log("not sent by molt", T), "{}", m.log());
+    let mut metrics = String::new();
+    assert!(
+        wait_for(T, || {
+            metrics = get(&addr, "/metrics").map(|r| r.text()).unwrap_or_default();
+            metrics.contains("molt_foreign_sigkills_total 1")
+        }),
+        "{metrics}"
+    );
+    let doc = get(&addr, "/stats").unwrap().text();
+    assert!(doc.contains("\"foreign_sigkills\":1"), "{doc}");
+}

@@ -804,6 +804,7 @@ impl Running {
             unix_now: unix_now(),
             sockets: listeners.iter().map(socket_queue).collect(),
             leak_finder: loaded.config.leak_finder || loaded.config.memory_report,
+            memory: master.counters,
         };
         stats.service(now, &mut |want| answer(&view, want));
     }

@@ -50,6 +50,28 @@ pub fn render(v: &View<'_>) -> String {
     }
     counter(
         &mut o,
+        "molt_oom_kills_total",
+        "Workers killed by the kernel's OOM killer (confirmed by the cgroup's counter).",
+    );
+    let _ = writeln!(o, "molt_oom_kills_total {}", v.memory.oom_kills);
+    counter(
+        &mut o,
+        "molt_foreign_sigkills_total",
+        "Workers killed by a SIGKILL molt did not send (the OOM killer, most often).",
+    );
+    let _ = writeln!(
+        o,
+        "molt_foreign_sigkills_total {}",
+        v.memory.foreign_sigkills
+    );
+    counter(
+        &mut o,
+        "molt_pool_recycles_total",
+        "Workers recycled by the pool memory rules.",
+    );
+    let _ = writeln!(o, "molt_pool_recycles_total {}", v.memory.pool_recycles);
+    counter(
+        &mut o,
         "molt_harakiri_total",
         "Workers killed for a request over the harakiri limit.",
     );

@@ -41,6 +41,9 @@ pub fn document(v: &View<'_>) -> String {
             "exceptions_total": totals.errors,
             "tx_total": totals.tx,
             "respawns": v.book.respawns,
+            "oom_kills": v.memory.oom_kills,
+            "foreign_sigkills": v.memory.foreign_sigkills,
+            "pool_recycles": v.memory.pool_recycles,
             "leak_finder": v.leak_finder,
             "leaks": {
                 "by_growth": leaks.iter().take(TOP_LEAKS).map(leak).collect::<Vec<_>>(),

@@ -28,6 +28,8 @@ pub struct View<'a> {
     pub unix_now: f64,
     pub sockets: Vec<SocketQueue>,
     pub leak_finder: bool,
+    /// OOM kills, foreign SIGKILLs and pool-rule recycles the master counted.
+    pub memory: crate::master::MemoryCounters,
 }
 
 /// One live worker process.
