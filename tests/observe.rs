@@ -308,8 +308,15 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
         hit(&m, &format!("/leak?kb={}", 128 + i), 1);
     }
     assert!(m.wait_log("recycling: max-requests", T), "{}", m.log());
-    let page = get(&addr, "/live").expect("live page");
-    assert!(page.text().contains("class=\"recycle\""), "{}", page.text());
+    // The mark appears once the old worker has ended (after the "recycling" line).
+    let mut page = String::new();
+    assert!(
+        wait_for(T, || {
+            page = get(&addr, "/live").map(|r| r.text()).unwrap_or_default();
+            page.contains("class=\"recycle\"")
+        }),
+        "{page}"
+    );
     let dir = TempDir::new("chromium");
     let shot = dir.path().join("live.png");
     let out = Command::new(chromium)
