@@ -292,20 +292,11 @@ fn write_pid(buf: &mut [u8]) {
 }
 
 /// Formats `v` in decimal at the start of `out`; returns the length. No allocation.
-fn format_u64(mut v: u64, out: &mut [u8]) -> usize {
+fn format_u64(v: u64, out: &mut [u8]) -> usize {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let len = tmp.len() - i;
-    out[..len].copy_from_slice(&tmp[i..]);
-    len
+    let digits = super::http::decimal(v, &mut tmp);
+    out[..digits.len()].copy_from_slice(digits);
+    digits.len()
 }
 
 fn errno() -> i32 {
