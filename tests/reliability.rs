@@ -266,3 +266,23 @@ fn the_hello_example_serves_through_the_library_api() {
     }
     assert!(m.wait_log("recycling: max-requests", T), "{}", m.log());
 }
+
+/// B3: a SIGTERM at any moment of start-up (even while workers are being forked) ends
+/// molt promptly; one swallowed by a just-forked worker would leave it to the 60 s mercy.
+#[test]
+fn sigterm_at_any_moment_of_startup_exits_promptly() {
+    for round in 0..3 {
+        for delay_ms in [0u64, 1, 2, 4, 8, 16, 32] {
+            let mut m = Molt::spawn(&["--demo", "--processes", "4"], &[]);
+            std::thread::sleep(Duration::from_millis(delay_ms + round));
+            m.signal(Signal::SIGTERM);
+            let status = m.wait_exit(Duration::from_secs(10));
+            assert!(
+                status.is_some(),
+                "molt still running 10 s after SIGTERM at {delay_ms} ms:\n{}",
+                m.log()
+            );
+            assert!(wait_for(T, || m.worker_pids().is_empty()));
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, setpgid, ForkResult, Pid};
 
@@ -59,9 +59,24 @@ impl Sys for RealSys {
             Some(Ok(plan)) => Some(ExecWorker::bind(plan.meta.clone(), req.slot, self.now())?),
             _ => None,
         };
+        // Until the child has replaced the master's signal handlers with the defaults, a
+        // signal sent to it (a shutdown right after a spawn) would run the master's
+        // handler there and be lost: block everything across fork. The child unblocks
+        // after its reset (worker::prepare), so a pending SIGTERM then takes effect; the
+        // master restores its mask at once, so no signal of its own is delayed for long.
+        let mut saved = SigSet::empty();
+        sigprocmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&SigSet::all()),
+            Some(&mut saved),
+        )?;
         // SAFETY: the master is single-threaded, so the child inherits no lock held by
         // another thread; the child never returns from child_main.
-        match unsafe { fork() }? {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&saved), None)?;
+        }
+        match forked? {
             ForkResult::Child => child_main(spec),
             ForkResult::Parent { child } => {
                 // Also set in the child; doing both closes the race with an early kill.
