@@ -495,8 +495,17 @@ fn socket_activation_with_systemd_socket_activate() {
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     // systemd-socket-activate execs molt when the first connection arrives (as systemd
     // does for a socket unit); that connection waits in the backlog and is served.
-    assert!(wait_for(T, || sock.exists()), "{}", log());
-    let mut s = UnixStream::connect(&sock).unwrap();
+    // The path appears at bind, a moment before listen: wait until a connect succeeds.
+    let mut conn = None;
+    assert!(
+        wait_for(T, || {
+            conn = UnixStream::connect(&sock).ok();
+            conn.is_some()
+        }),
+        "{}",
+        log()
+    );
+    let mut s = conn.expect("connected");
     s.set_read_timeout(Some(T)).unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
