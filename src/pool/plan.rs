@@ -576,10 +576,13 @@ impl Pool {
 
     /// A retiring worker whose successor is ready stops now.
     fn drain_replaced(&mut self, now: Nanos, actions: &mut Vec<Action>) {
+        // Ready means "has been ready and still holds the id": a successor that is over
+        // its own limit the moment it is first seen is already Retiring, yet it serves,
+        // so its predecessor must stop (else a third process is spawned for the id).
         let ready: BTreeSet<i32> = self
             .workers
             .iter()
-            .filter(|w| w.phase == Phase::Serving)
+            .filter(|w| w.ready_at.is_some() && w.holds_id())
             .map(|w| w.pid)
             .collect();
         for i in 0..self.workers.len() {

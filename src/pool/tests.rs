@@ -772,3 +772,44 @@ fn worker_raised_rss_flag_drains_without_waiting_for_successor() {
         1
     );
 }
+
+#[test]
+fn a_successor_over_its_own_limit_at_once_still_retires_its_predecessor() {
+    let mut sim = Sim::boot(
+        1,
+        Limits {
+            max_requests: Some(10),
+            ..limits()
+        },
+    );
+    let old = sim.pids()[0];
+    sim.set(old, |o| o.requests = 10);
+    sim.step();
+    let new = *sim.pids().last().expect("successor");
+    // The successor is ready and already past its own limit when the master first sees it.
+    sim.set(new, |o| {
+        o.ready = true;
+        o.requests = 12
+    });
+    let actions = sim.step();
+    assert_eq!(
+        stops(&actions),
+        vec![(old, "max-requests")],
+        "the predecessor stops"
+    );
+    assert!(
+        sim.pool.workers.len() <= 2,
+        "never three processes for one id: {:?}",
+        sim.pool.workers
+    );
+    assert!(
+        matches!(
+            sim.phase(new),
+            Phase::Retiring {
+                successor: None,
+                ..
+            }
+        ),
+        "its own successor waits for the cap"
+    );
+}
