@@ -348,9 +348,8 @@ impl<S: Sys> Master<S> {
                 .pool
                 .worker(pid)
                 .is_some_and(|w| w.phase == pool::Phase::Booting);
-            // A worker that just became ready is measured at once, so it gets a lease
-            // before it has served much.
-            // A new worker is measured at once, so its memory is never shown as unknown.
+            // Measured at once: a worker that just became ready (so it gets a lease before
+            // it has served much) and a new one (so its memory is never shown as unknown).
             let measure = memory_due
                 || obs.wants_rss
                 || obs.wants_pool
@@ -358,7 +357,8 @@ impl<S: Sys> Master<S> {
                 || previous.rss.is_none();
             self.measure(pid, &mut obs, previous, measure, smaps_due);
             if memory_due && self.book.enabled {
-                let detail = self.sys.memory_detail(pid);
+                let known = smaps_due.then(|| smaps_of_obs(&obs)).flatten();
+                let detail = self.sys.memory_detail(pid, known);
                 self.book.details.insert(pid, detail);
             }
             if self.pool.observe(pid, obs, now) {
@@ -513,6 +513,15 @@ impl<S: Sys> Master<S> {
     fn free_slot(&self) -> Option<usize> {
         (0..MAX_SLOTS).find(|s| !self.pool.workers.iter().any(|w| w.slot == *s))
     }
+}
+
+/// The PSS/USS this sample read for `obs` (as a `Smaps`), if it read them.
+fn smaps_of_obs(obs: &pool::Observation) -> Option<crate::sys::Smaps> {
+    Some(crate::sys::Smaps {
+        rss: obs.smaps_rss?,
+        pss: obs.pss?,
+        uss: obs.uss?,
+    })
 }
 
 /// PSS or USS is needed by a per-worker limit or by the pool metric.

@@ -139,9 +139,9 @@ fn children(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Memory figures beyond RSS, for the stats: proportional and unique set sizes (from
-/// `smaps_rollup`, which the kernel sums for us) and the virtual size (from `statm`).
-/// Read only at memory-sample intervals and only when a stats server is configured.
+/// Memory figures beyond RSS, for the stats: proportional and unique set sizes of the
+/// worker and its children (the same tree the recycling rules measure) and the worker's
+/// virtual size. Read only at memory-sample intervals and only with a stats server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryDetail {
     pub pss: Option<u64>,
@@ -149,11 +149,10 @@ pub struct MemoryDetail {
     pub vsz: Option<u64>,
 }
 
-/// PSS, USS (private clean + dirty) and VSZ of `pid` alone, in bytes.
-pub fn detail(pid: i32, page_size: u64) -> MemoryDetail {
-    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|text| parse_smaps_rollup(&text));
+/// PSS and USS of `pid`'s tree, and its VSZ, in bytes. `known` is this sample's tree
+/// figures when the recycling rules already read `smaps_rollup`: it is not read twice.
+pub fn detail(pid: i32, page_size: u64, known: Option<Smaps>) -> MemoryDetail {
+    let smaps = known.or_else(|| tree_smaps(&process_tree(pid)).and_then(|m| m.smaps));
     let vsz = procfs::process::Process::new(pid)
         .ok()
         .and_then(|p| p.statm().ok())

@@ -34,7 +34,8 @@ pub trait Sys {
     /// The kernel's count of OOM kills in molt's memory cgroup, when readable.
     fn oom_kills(&mut self) -> Option<u64>;
     /// PSS, USS and VSZ of a worker (for the stats only; never a recycling input).
-    fn memory_detail(&mut self, _pid: i32) -> MemoryDetail {
+    /// `known`: this sample's PSS/USS, when already read for the recycling rules.
+    fn memory_detail(&mut self, _pid: i32, _known: Option<Smaps>) -> MemoryDetail {
         MemoryDetail::default()
     }
     /// Monotonic time.

@@ -151,8 +151,8 @@ impl Sys for RealSys {
         self.cgroup.as_ref()?.oom_kills()
     }
 
-    fn memory_detail(&mut self, pid: i32) -> super::MemoryDetail {
-        super::memory::detail(pid, self.page_size)
+    fn memory_detail(&mut self, pid: i32, known: Option<super::Smaps>) -> super::MemoryDetail {
+        super::memory::detail(pid, self.page_size, known)
     }
 
     fn now(&self) -> Nanos {
