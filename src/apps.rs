@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::{AppSpec, Config, ListenAddr};
 use crate::demo;
 use crate::worker::AppFactory;
-use crate::wsgi::{self, ServerDefaults, WsgiOptions};
+use crate::wsgi::{self, ServerDefaults, WsgiOptions, ZygoteSetup};
 
 /// The factory for the app `cfg` names; `embedded` serves `AppSpec::Embedded`.
 pub fn configured(cfg: &Config, embedded: Option<&AppFactory>) -> AppFactory {
@@ -17,6 +17,12 @@ pub fn configured(cfg: &Config, embedded: Option<&AppFactory>) -> AppFactory {
                 threads: cfg.threads,
                 processes: cfg.processes,
                 defaults: server_defaults(cfg),
+                setup: ZygoteSetup {
+                    chdir: cfg.chdir.clone(),
+                    env: cfg.env.clone(),
+                    uid: cfg.uid.clone(),
+                    gid: cfg.gid.clone(),
+                },
             };
             wsgi::factory(spec.clone(), opts)
         }

@@ -71,6 +71,10 @@ pub struct Slot {
     pub pid: AtomicI32,
     /// Connections the worker holds open (for accept balancing).
     pub open_conns: AtomicU32,
+    /// A process serving this worker's requests outside its process tree (the Python
+    /// child forked by the zygote), 0 if none. The master counts its memory as the
+    /// worker's only after checking it runs in the worker's process group.
+    pub helper_pid: AtomicI32,
     /// Requests served.
     pub requests: AtomicU64,
     /// Responses with status >= 500.
@@ -187,6 +191,7 @@ impl Scoreboard {
         s.flags.store(0, Relaxed);
         s.pid.store(0, Relaxed);
         s.open_conns.store(0, Relaxed);
+        s.helper_pid.store(0, Relaxed);
         for c in [
             &s.requests,
             &s.errors,

@@ -80,9 +80,12 @@ fn serves_the_demo_routes_with_the_python_child_under_the_worker() {
     let (child, worker) = pids(&m);
     assert!(
         m.worker_pids().contains(&worker),
-        "the child's parent is a worker"
+        "the child's process group is a worker's"
     );
-    assert!(children_of(worker).contains(&child));
+    assert!(
+        m.zygote_pids().contains(&parent_of(child).unwrap_or(0)),
+        "the child was forked by the zygote"
+    );
     let t0 = Instant::now();
     assert_eq!(m.get("/sleep?ms=200").unwrap().status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(200));
@@ -394,8 +397,9 @@ fn harakiri_kills_worker_and_child_with_zero_failures_for_others() {
     let children: Vec<i32> = m
         .worker_pids()
         .iter()
-        .flat_map(|w| children_of(*w))
+        .flat_map(|w| group_members(*w))
         .collect();
+    assert_eq!(children.len(), 2, "one python child per worker");
     let addr = m.addr.clone();
     let stuck = std::thread::spawn(move || get(&addr, "/sleep?ms=10000"));
     // The stuck request must be inside the app before the load starts, so no load

@@ -116,6 +116,9 @@ pub struct WsgiSpec {
     pub home: Option<PathBuf>,
     /// Extra entries for `sys.path`, in order (`pythonpath`, repeatable).
     pub pythonpath: Vec<PathBuf>,
+    /// Import the app in each worker's child after fork (`lazy-apps`), not once in the
+    /// zygote: for apps whose import opens connections or starts threads.
+    pub lazy_apps: bool,
 }
 
 /// A user to run workers as, resolved at validation time so a typo fails before binding.

@@ -33,6 +33,8 @@ pub struct Draft {
     pub callable: Option<String>,
     /// `home`.
     pub home: Option<PathBuf>,
+    /// `lazy-apps`.
+    pub lazy_apps: bool,
     /// `pythonpath` entries.
     pub pythonpath: Vec<PathBuf>,
     /// `uid` as written (name or number), resolved by validation.
@@ -520,6 +522,13 @@ fn app_options() -> Vec<OptSpec> {
         .aliases(&["virtualenv", "venv", "pyhome"])
         .default("(none)")
         .help("Virtualenv (Python prefix) whose interpreter runs the app."),
+        active("lazy-apps", K::Flag, G::App, |d, v| {
+            d.lazy_apps = parse_bool(v)?;
+            Ok(())
+        })
+        .aliases(&["lazy"])
+        .default("false")
+        .help("Import the WSGI app in each worker's Python child after fork, instead of once in the Python zygote the workers' children are forked from."),
         active("pythonpath", K::Path, G::App, |d, v| {
             d.pythonpath.push(parse_path(v)?);
             Ok(())
@@ -939,7 +948,6 @@ fn compat_options() -> Vec<OptSpec> {
         no_effect("single-interpreter", K::Flag, "each molt worker runs exactly one interpreter"),
         no_effect("thunder-lock", K::Flag, "molt's master decides how workers accept; there is no accept lock to configure"),
         no_effect("plugins", K::Text, "molt has no plugins: HTTP and Python support are built in").aliases(&["plugin", "plugins-dir", "plugin-dir", "need-plugin", "need-plugins"]),
-        no_effect("lazy-apps", K::Flag, "molt always loads the app in each worker after fork (as lazy-apps does), never in the master").aliases(&["lazy"]),
         no_effect("post-buffering", BYTES, "molt's worker runtime reads the body itself and hands it to the app; limit-post bounds it"),
         no_effect("need-app", K::Flag, "molt always requires an app: no app configured is an error"),
         no_effect("no-orphans", K::Flag, "molt's workers always die with the master (PR_SET_PDEATHSIG)"),

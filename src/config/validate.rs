@@ -371,6 +371,7 @@ impl<'a> Checker<'a> {
             callable,
             home: d.home.clone(),
             pythonpath: d.pythonpath.clone(),
+            lazy_apps: d.lazy_apps,
         }
     }
 

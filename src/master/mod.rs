@@ -758,9 +758,13 @@ impl Running {
             if pending.usr2 > 0 {
                 self.reopen_logs();
             }
+            let respawn = pending.usr1 > 0;
             let hup = self.master.on_signals(pending);
-            if (hup || self.touch.changed()) && self.master.pool.shutting_down().is_none() {
+            let running = self.master.pool.shutting_down().is_none();
+            if (hup || self.touch.changed()) && running {
                 self.reload();
+            } else if respawn && running {
+                self.renew_app();
             }
             drain(self.notify_read.as_raw_fd());
             if let Some(outcome) = self.master.turn() {
@@ -834,6 +838,15 @@ impl Running {
         self.master.reload(&new.config);
         self.touch = reload::TouchWatch::new(&new.config.touch_reload);
         self.loaded = new;
+    }
+
+    /// SIGUSR1: the same configuration, a fresh app factory (a new Python zygote, so
+    /// the respawned workers run the code on disk now, as after a reload).
+    fn renew_app(&mut self) {
+        let app = (self.make_app)(&self.loaded.config);
+        self.master
+            .sys
+            .set_builder(self.fixed.builder(&self.loaded.config, app));
     }
 
     /// SIGUSR2: reopen `logto` here, then in every worker.

@@ -65,10 +65,16 @@ pub fn parse_smaps_rollup(text: &str) -> Option<Smaps> {
     })
 }
 
-/// The memory of `pid` and all its descendants; `with_smaps` also reads PSS/USS.
+/// The memory of `pid` and all its descendants, plus `helper` and its descendants when
+/// the helper runs in `pid`'s process group; `with_smaps` also reads PSS/USS.
 /// None when `pid` itself is gone.
-pub fn tree_memory(pid: i32, page_size: u64, with_smaps: bool) -> Option<TreeMemory> {
-    let tree = process_tree(pid);
+pub fn tree_memory(
+    pid: i32,
+    helper: Option<i32>,
+    page_size: u64,
+    with_smaps: bool,
+) -> Option<TreeMemory> {
+    let tree = worker_tree(pid, helper);
     if with_smaps {
         if let Some(m) = tree_smaps(&tree) {
             return Some(m);
@@ -100,7 +106,28 @@ fn smaps_of(pid: i32) -> Option<Smaps> {
 
 /// Resident bytes of `pid` plus all of its descendants (statm only).
 pub fn tree_rss(pid: i32, page_size: u64) -> Option<u64> {
-    tree_memory(pid, page_size, false).map(|m| m.rss)
+    tree_memory(pid, None, page_size, false).map(|m| m.rss)
+}
+
+/// The worker's processes: its own tree, then a helper that is not part of it (the
+/// Python child a zygote forked for it). The helper pid comes from the scoreboard,
+/// which is untrusted: it counts only if it sits in the worker's process group (the
+/// worker leads its own group), so a stale or bogus pid adds nothing.
+fn worker_tree(pid: i32, helper: Option<i32>) -> Vec<i32> {
+    let mut tree = process_tree(pid);
+    if let Some(h) = helper.filter(|h| *h > 0 && !tree.contains(h)) {
+        if process_group(h) == Some(pid) {
+            tree.extend(process_tree(h));
+        }
+    }
+    tree
+}
+
+/// The process group of `pid` (field 5 of /proc/PID/stat, after the command name).
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// `pid` first, then every descendant (depth first), at most [`MAX_TREE`].
@@ -140,7 +167,7 @@ fn children(pid: i32) -> Vec<i32> {
 }
 
 /// Memory figures beyond RSS, for the stats: proportional and unique set sizes of the
-/// worker and its children (the same tree the recycling rules measure) and the worker's
+/// worker, its children and its helper (the same tree the recycling rules measure) and the worker's
 /// virtual size. Read only at memory-sample intervals and only with a stats server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryDetail {
@@ -151,8 +178,8 @@ pub struct MemoryDetail {
 
 /// PSS and USS of `pid`'s tree, and its VSZ, in bytes. `known` is this sample's tree
 /// figures when the recycling rules already read `smaps_rollup`: it is not read twice.
-pub fn detail(pid: i32, page_size: u64, known: Option<Smaps>) -> MemoryDetail {
-    let smaps = known.or_else(|| tree_smaps(&process_tree(pid)).and_then(|m| m.smaps));
+pub fn detail(pid: i32, helper: Option<i32>, page_size: u64, known: Option<Smaps>) -> MemoryDetail {
+    let smaps = known.or_else(|| tree_smaps(&worker_tree(pid, helper)).and_then(|m| m.smaps));
     let vsz = procfs::process::Process::new(pid)
         .ok()
         .and_then(|p| p.statm().ok())
@@ -209,9 +236,38 @@ mod tests {
     fn reads_this_process() {
         let page = 4096;
         let me = std::process::id() as i32;
-        let m = tree_memory(me, page, true).expect("own memory");
+        let m = tree_memory(me, None, page, true).expect("own memory");
         let smaps = m.smaps.expect("smaps_rollup readable (Linux >= 4.14)");
         assert!(smaps.pss > 0 && smaps.pss <= smaps.rss && smaps.uss <= smaps.pss);
         assert!(tree_rss(me, page).is_some_and(|r| r > 0));
+    }
+
+    #[test]
+    fn a_helper_counts_only_inside_the_workers_group() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        // A group leader ("worker") and a process of its group that is not its
+        // descendant (the subshell that forked it exits): what a zygote's child is.
+        let mut leader = Command::new("sh")
+            .args(["-c", "(sleep 30 & echo $!); exec sleep 30"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut line = String::new();
+        let out = leader.stdout.take().expect("stdout");
+        BufReader::new(out).read_line(&mut line).expect("pid");
+        let orphan: i32 = line.trim().parse().expect("a pid");
+        let pid = leader.id() as i32;
+        let with = worker_tree(pid, Some(orphan));
+        let stranger = worker_tree(pid, Some(1));
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{pid}")])
+            .status();
+        let _ = leader.wait();
+        assert!(!process_tree(pid).contains(&orphan), "not a descendant");
+        assert!(with.contains(&orphan), "{with:?}");
+        assert!(!stranger.contains(&1), "init is in no worker's group");
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::Relaxed;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -25,6 +26,8 @@ pub struct RealSys {
     page_size: u64,
     /// Exec'd workers by pid: their notify sockets and stop signals.
     exec: HashMap<i32, ExecWorker>,
+    /// Each live worker's scoreboard slot (for the helper pid it publishes).
+    slots: HashMap<i32, usize>,
     cgroup: Option<MemoryCgroup>,
 }
 
@@ -37,6 +40,7 @@ impl RealSys {
             board,
             page_size,
             exec: HashMap::new(),
+            slots: HashMap::new(),
             cgroup: MemoryCgroup::locate(),
         }
     }
@@ -81,6 +85,7 @@ impl Sys for RealSys {
             ForkResult::Parent { child } => {
                 // Also set in the child; doing both closes the race with an early kill.
                 let _ = setpgid(child, child);
+                self.slots.insert(child.as_raw(), req.slot);
                 if let Some(mut w) = exec.take() {
                     w.pid = child.as_raw();
                     self.exec.insert(w.pid, w);
@@ -108,8 +113,10 @@ impl Sys for RealSys {
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitKind)> {
-        let out = self.wait_all();
+        let mut out = self.wait_all();
+        out.retain(|(pid, how)| !crate::wsgi::zygote::reaped(*pid, how));
         for (pid, _) in &out {
+            self.slots.remove(pid);
             // Its last words (the final REQUESTS=) count; then the socket goes.
             if let Some(mut w) = self.exec.remove(pid) {
                 w.pump(self.board.slot(w.slot), mono_ns());
@@ -129,7 +136,7 @@ impl Sys for RealSys {
     }
 
     fn memory(&mut self, pid: i32, with_smaps: bool) -> Option<TreeMemory> {
-        tree_memory(pid, self.page_size, with_smaps)
+        tree_memory(pid, self.helper(pid), self.page_size, with_smaps)
     }
 
     fn exec(&mut self, command: &str, env: &[(&str, String)]) -> io::Result<i32> {
@@ -152,7 +159,7 @@ impl Sys for RealSys {
     }
 
     fn memory_detail(&mut self, pid: i32, known: Option<super::Smaps>) -> super::MemoryDetail {
-        super::memory::detail(pid, self.page_size, known)
+        super::memory::detail(pid, self.helper(pid), self.page_size, known)
     }
 
     fn now(&self) -> Nanos {
@@ -161,6 +168,13 @@ impl Sys for RealSys {
 }
 
 impl RealSys {
+    /// The helper process the worker `pid` published (see `Slot::helper_pid`).
+    fn helper(&self, pid: i32) -> Option<i32> {
+        let slot = *self.slots.get(&pid)?;
+        let helper = self.board.slot(slot).helper_pid.load(Relaxed);
+        (helper > 0).then_some(helper)
+    }
+
     /// waitpid until no exited child is left.
     fn wait_all(&mut self) -> Vec<(i32, ExitKind)> {
         let mut out = Vec::new();

@@ -269,7 +269,7 @@ fn place_listeners(listeners: &[RawFd]) -> Result<(), ()> {
 
 /// Closes every fd from `first` up (the temporaries included): only stdio and the
 /// listeners cross the exec.
-fn close_from(first: u32) {
+pub(crate) fn close_from(first: u32) {
     // SAFETY: close_range(first, ~0, 0) closes fds this process will not use again.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
     if r == 0 {

@@ -10,7 +10,7 @@ pub mod body;
 pub mod exec;
 pub mod http;
 pub mod io;
-mod privileges;
+pub(crate) mod privileges;
 pub mod runtime;
 pub mod uwsgi;
 
@@ -371,6 +371,7 @@ fn serve(spec: ChildSpec) -> i32 {
             return EXIT_APP_LOAD;
         }
     };
+    publish_helper(&spec, app.as_ref());
     let signals = match worker_signalfd() {
         Ok(s) => s,
         Err(e) => {
@@ -427,6 +428,14 @@ fn serve(spec: ChildSpec) -> i32 {
         pid: std::process::id(),
     };
     run_threads(&shared, &wakers, &signals, spec.id)
+}
+
+/// Tells the master which process serves this worker's app besides itself, so its
+/// memory counts as the worker's even when it is not a descendant (a zygote's fork).
+fn publish_helper(spec: &ChildSpec, app: &dyn App) {
+    if let Some(&pid) = app.helper_pids().first() {
+        spec.board.slot(spec.slot).helper_pid.store(pid, Relaxed);
+    }
 }
 
 fn worker_signalfd() -> nix::Result<SignalFd> {

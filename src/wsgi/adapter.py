@@ -1,9 +1,14 @@
 # molt's WSGI adapter: the Python side of the gateway (docs/python.md, "The gateway
-# protocol"). Stdlib only, any Python 3. molt runs it as
-#   python -u -c ADAPTER molt-wsgi FDS KIND TARGET CALLABLE MT MP SERVER_NAME SERVER_PORT [PATH...]
+# protocol"). Stdlib only, any Python 3. molt runs it in one of two ways:
+#   python -u -c ADAPTER molt-wsgi FDS APP...      a worker's child, spawned by the worker
+#   python -u -c ADAPTER molt-zygote FD LAZY APP...  the zygote the master keeps: it forks
+#                                                  a child for each worker that asks
+# APP is KIND TARGET CALLABLE MT MP SERVER_NAME SERVER_PORT [PATH...].
 # FDS are socketpair ends, one per worker thread; each is served by one Python thread.
 # A frame is: u32 little-endian payload length, one kind byte, the payload.
 import os
+import select
+import signal
 import socket
 import struct
 import sys
@@ -391,37 +396,199 @@ def load(kind, target, name):
     return app
 
 
-def main():
-    args = sys.argv[2:]  # argv[0] is "-c", argv[1] the "molt-wsgi" marker (for ps)
-    fds = [int(x) for x in args[0].split(',')]
-    kind, target, name = args[1], args[2], args[3]
-    multithread, multiprocess = args[4] == '1', args[5] == '1'
-    server_name, server_port = args[6], args[7]
-    for path in reversed(args[8:]):
-        sys.path.insert(0, os.path.abspath(path))
-    conns = [Conn(socket.socket(fileno=fd)) for fd in fds]
-    try:
-        app = load(kind, target, name)
-    except BaseException:
-        conns[0].frame(76, traceback.format_exc().encode('utf-8', 'replace'))  # 'L'
-        os._exit(1)
-    base = {
-        'wsgi.version': (1, 0),
-        'wsgi.url_scheme': 'http',
-        'wsgi.errors': sys.stderr,
-        'wsgi.multithread': multithread,
-        'wsgi.multiprocess': multiprocess,
-        'wsgi.run_once': False,
-        'wsgi.input_terminated': True,
-        'wsgi.file_wrapper': FileWrapper,
-        'SERVER_NAME': server_name,
-        'SERVER_PORT': server_port,
-        'SCRIPT_NAME': '',
-    }
-    conns[0].frame(75, ('Python %d.%d.%d at %s' % (sys.version_info[:3] + (sys.executable,))).encode('utf-8', 'replace'))  # 'K'
+class Spec(object):
+    """What to serve: the app to load and the environ keys every request shares."""
+
+    def __init__(self, args):
+        self.kind, self.target, self.name = args[0], args[1], args[2]
+        self.multithread, self.multiprocess = args[3] == '1', args[4] == '1'
+        self.server_name, self.server_port = args[5], args[6]
+        for path in reversed(args[7:]):
+            sys.path.insert(0, os.path.abspath(path))
+
+    def load(self):
+        return load(self.kind, self.target, self.name)
+
+    def base(self):
+        return {
+            'wsgi.version': (1, 0),
+            'wsgi.url_scheme': 'http',
+            'wsgi.errors': sys.stderr,
+            'wsgi.multithread': self.multithread,
+            'wsgi.multiprocess': self.multiprocess,
+            'wsgi.run_once': False,
+            'wsgi.input_terminated': True,
+            'wsgi.file_wrapper': FileWrapper,
+            'SERVER_NAME': self.server_name,
+            'SERVER_PORT': self.server_port,
+            'SCRIPT_NAME': '',
+        }
+
+
+def load_failed(conn):
+    """The 'L' frame: the import's traceback, for the worker to print once."""
+    conn.frame(76, traceback.format_exc().encode('utf-8', 'replace'))
+
+
+def run(spec, conns, app=None):
+    """Serves the worker's channels: loads the app unless given, says 'K', never returns."""
+    if app is None:
+        try:
+            app = spec.load()
+        except BaseException:
+            load_failed(conns[0])
+            os._exit(1)
+    base = spec.base()
+    ready = '%d Python %d.%d.%d at %s' % ((os.getpid(),) + sys.version_info[:3] + (sys.executable,))
+    conns[0].frame(75, ready.encode('utf-8', 'replace'))  # 'K'
     for conn in conns[1:]:
         threading.Thread(target=serve_thread, args=(conn, app, base), daemon=True).start()
     serve_thread(conns[0], app, base)
+
+
+def worker_main(args):
+    """A child spawned by its worker: FDS then the app."""
+    fds = [int(x) for x in args[0].split(',')]
+    spec = Spec(args[1:])
+    run(spec, [Conn(socket.socket(fileno=fd)) for fd in fds])
+
+
+# The zygote: a preloaded interpreter (and, unless lazy-apps, the app) that forks each
+# worker's child, so a recycled worker costs a fork instead of a new interpreter.
+# A worker asks with one SEQPACKET message: its pid as ASCII, and by SCM_RIGHTS the read
+# end of its lifeline pipe then its channel ends. The child joins the worker's process
+# group (the master's kill of the worker's group takes it along), dies when the lifeline
+# reads end of file (the worker is gone, however it died), and answers 'K' with its pid.
+MAX_FDS = 1 + 64
+
+
+def receive(req):
+    """One fork request: (worker pid, [fds]); None when every sender is gone."""
+    size = socket.CMSG_SPACE(MAX_FDS * 4)
+    msg, ancdata, flags, addr = req.recvmsg(64, size)
+    fds = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack('%di' % (usable // 4), data[:usable]))
+    if not msg and not fds:
+        return None
+    try:
+        return int(msg), fds
+    except ValueError:
+        for fd in fds:
+            os.close(fd)
+        return 0, []
+
+
+def watch_lifeline(fd):
+    """Ends this child as soon as its worker is gone (the pipe's write end closes)."""
+    while True:
+        try:
+            if not os.read(fd, 1):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def child(spec, app, worker, fds):
+    """In the forked child: join the worker, then serve it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    lifeline, chans = fds[0], fds[1:]
+    conns = [Conn(socket.socket(fileno=fd)) for fd in chans]
+    try:
+        os.setpgid(0, worker)
+    except OSError:
+        os._exit(1)  # the worker is gone already
+    threading.Thread(target=watch_lifeline, args=(lifeline,), daemon=True).start()
+    run(spec, conns, app)
+
+
+def fork_for(req, spec, app, failure, worker, fds):
+    """Forks one worker's child; a failed preload answers 'L' without forking."""
+    if worker <= 0 or len(fds) < 2:
+        for fd in fds:
+            os.close(fd)
+        return
+    if failure is not None:
+        try:
+            Conn(socket.socket(fileno=fds[1])).frame(76, failure)
+        except OSError:
+            pass
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            req.close()
+            child(spec, app, worker, fds)
+        finally:
+            os._exit(1)
+    for fd in fds:
+        os.close(fd)
+
+
+def reap():
+    """Collects exited children; the number still running (-1: none at all)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return -1
+        if pid == 0:
+            return 1
+
+
+def zygote_main(args):
+    req = socket.socket(fileno=int(args[0]))
+    lazy = args[1] == '1'
+    spec = Spec(args[2:])
+    app, failure = None, None
+    if not lazy:
+        try:
+            app = spec.load()
+        except BaseException:
+            failure = traceback.format_exc().encode('utf-8', 'replace')
+    elif spec.kind == 'file':
+        import importlib.util  # what a lazy child needs, imported once here
+    stopping = []
+    # SIGTERM (a reload replaced this zygote): fork no more, wait for the children of
+    # the old workers, then exit. Their memory is theirs; the zygote only waits.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    while not stopping:
+        ready, _, _ = select.select([req], [], [], 1.0)
+        reap()
+        if not ready:
+            continue
+        got = receive(req)
+        if got is None:
+            break
+        fork_for(req, spec, app, failure, got[0], got[1])
+    req.close()
+    while reap() >= 0:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            pass
+    os._exit(0)
+
+
+def main():
+    # argv[0] is "-c", argv[1] the mode marker (also what ps shows)
+    if sys.argv[1] == 'molt-zygote':
+        zygote_main(sys.argv[2:])
+    else:
+        worker_main(sys.argv[2:])
 
 
 main()

@@ -10,9 +10,10 @@
 mod channel;
 mod once;
 pub mod protocol;
+pub mod zygote;
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use log::{error, info};
+use log::{error, info, warn};
+use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpid, getppid};
 
@@ -31,6 +33,8 @@ use channel::{Channel, Frame};
 use once::OnceFlag;
 pub use protocol::ServerDefaults;
 use protocol::{kind, BadRequest};
+pub use zygote::ZygoteSetup;
+use zygote::{Recipe, Zygote};
 
 /// The Python side of the gateway, shipped inside the binary.
 pub const ADAPTER: &str = include_str!("adapter.py");
@@ -47,19 +51,32 @@ pub struct WsgiOptions {
     pub processes: usize,
     /// SERVER_NAME/SERVER_PORT without a Host header.
     pub defaults: ServerDefaults,
+    /// What the zygote shares with the workers.
+    pub setup: ZygoteSetup,
 }
 
 /// Builds the factory the workers call after fork. Called in the master, before fork:
-/// the "traceback printed once" flag must be shared by every worker.
+/// it starts the configuration's zygote, and the "traceback printed once" flag must be
+/// shared by every worker.
 pub fn factory(spec: WsgiSpec, opts: WsgiOptions) -> AppFactory {
     let once = OnceFlag::new();
-    Arc::new(move || match WsgiApp::start(&spec, &opts) {
-        Ok(app) => Ok(Box::new(app) as Box<dyn App>),
-        Err(why) if once.first() => Err(why),
-        Err(_) => {
-            Err("the app cannot be loaded (traceback printed by another worker above)".into())
-        }
-    })
+    let zygote = interpreter(&spec).ok().and_then(|python| {
+        Zygote::start(Recipe {
+            python,
+            app_args: app_args(&spec, &opts),
+            lazy: spec.lazy_apps,
+            setup: opts.setup.clone(),
+        })
+    });
+    Arc::new(
+        move || match WsgiApp::start(&spec, &opts, zygote.as_deref()) {
+            Ok(app) => Ok(Box::new(app) as Box<dyn App>),
+            Err(why) if once.first() => Err(why),
+            Err(_) => {
+                Err("the app cannot be loaded (traceback printed by another worker above)".into())
+            }
+        },
+    )
 }
 
 /// The channels and health of one worker's child, shared with streamed responses.
@@ -74,8 +91,25 @@ struct Shared {
 pub struct WsgiApp {
     shared: Arc<Shared>,
     defaults: ServerDefaults,
-    /// Kept so the child is ours until the worker exits (it dies with us).
-    child: Child,
+    child: ChildProc,
+}
+
+/// The Python child serving a worker.
+enum ChildProc {
+    /// Spawned by the worker; dies with it (PDEATHSIG). Kept so it stays ours.
+    Spawned(Child),
+    /// Forked by the zygote; dies when `_lifeline`, the only write end of its lifeline
+    /// pipe, closes with this worker, however the worker ends.
+    Forked { pid: i32, _lifeline: OwnedFd },
+}
+
+impl ChildProc {
+    fn pid(&self) -> i32 {
+        match self {
+            ChildProc::Spawned(c) => c.id() as i32,
+            ChildProc::Forked { pid, .. } => *pid,
+        }
+    }
 }
 
 /// Why a channel can no longer be used.
@@ -101,50 +135,106 @@ impl From<io::Error> for Lost {
 }
 
 impl WsgiApp {
-    /// Spawns the child and waits until it has imported the app (or failed to).
-    fn start(spec: &WsgiSpec, opts: &WsgiOptions) -> Result<Self, String> {
+    /// Gets a Python child (forked by the zygote if there is one, else spawned here) and
+    /// waits until it has loaded the app (or failed to).
+    fn start(spec: &WsgiSpec, opts: &WsgiOptions, zygote: Option<&Zygote>) -> Result<Self, String> {
+        if let Some(client) = zygote.and_then(Zygote::client_fd) {
+            match Self::start_forked(client, spec, opts) {
+                Ok(loaded) => return loaded,
+                Err(why) => warn!(
+                    "worker {}: no child from the python zygote ({why}); starting an interpreter",
+                    getpid()
+                ),
+            }
+        }
+        Self::start_spawned(spec, opts)
+    }
+
+    /// Asks the zygote for a child. The outer `Err` means the zygote did not answer (the
+    /// caller falls back to a spawn); the inner one is the app's import failure.
+    fn start_forked(
+        client: RawFd,
+        spec: &WsgiSpec,
+        opts: &WsgiOptions,
+    ) -> Result<Result<Self, String>, String> {
+        let (ours, theirs) = channel_pairs(opts.threads)?;
+        let (lifeline_read, lifeline) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let fds: Vec<RawFd> = theirs.iter().map(AsRawFd::as_raw_fd).collect();
+        zygote::request_child(client, lifeline_read.as_raw_fd(), &fds)
+            .map_err(|e| format!("sending the request: {e}"))?;
+        drop((theirs, lifeline_read));
+        let mut channels: Vec<Channel> = ours.into_iter().map(Channel::new).collect();
+        let ready = match await_ready(&mut channels[0]) {
+            Ok(ready) => ready,
+            Err(Some(traceback)) => return Ok(Err(traceback)),
+            Err(None) => return Err("it closed the channel".into()),
+        };
+        let child = ChildProc::Forked {
+            pid: ready.pid,
+            _lifeline: lifeline,
+        };
+        Ok(Ok(Self::ready(channels, child, &ready, spec, opts)))
+    }
+
+    /// Spawns the child here (no zygote): a new interpreter that imports the app.
+    fn start_spawned(spec: &WsgiSpec, opts: &WsgiOptions) -> Result<Self, String> {
         let python = interpreter(spec)?;
-        let threads = opts.threads.max(1);
-        let pairs = (0..threads)
-            .map(|_| UnixStream::pair())
-            .collect::<io::Result<Vec<_>>>();
-        let pairs = pairs.map_err(|e| format!("socketpair: {e}"))?;
-        let (ours, theirs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let (ours, theirs) = channel_pairs(opts.threads)?;
         let mut cmd = adapter_command(&python, spec, opts, &theirs);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
         drop(theirs);
         let mut channels: Vec<Channel> = ours.into_iter().map(Channel::new).collect();
-        let version = match await_ready(&mut channels[0]) {
-            Ok(version) => version,
+        match await_ready(&mut channels[0]) {
+            Ok(ready) => Ok(Self::ready(
+                channels,
+                ChildProc::Spawned(child),
+                &ready,
+                spec,
+                opts,
+            )),
             Err(why) => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                return Err(why.unwrap_or_else(|| {
+                Err(why.unwrap_or_else(|| {
                     format!(
                         "{} exited ({status}) before the app was loaded",
                         python.display()
                     )
-                }));
+                }))
             }
+        }
+    }
+
+    fn ready(
+        channels: Vec<Channel>,
+        child: ChildProc,
+        ready: &Ready,
+        spec: &WsgiSpec,
+        opts: &WsgiOptions,
+    ) -> Self {
+        let how = match child {
+            ChildProc::Spawned(_) => "spawned",
+            ChildProc::Forked { .. } => "forked by the zygote",
         };
         info!(
-            "worker {}: python child {} ready ({}, {})",
+            "worker {}: python child {} ready ({how}; {}, {})",
             getpid(),
-            child.id(),
-            version,
+            child.pid(),
+            ready.version,
             describe(spec)
         );
         let shared = Arc::new(Shared {
             idle: Mutex::new(channels),
             lost: AtomicBool::new(false),
         });
-        Ok(WsgiApp {
+        WsgiApp {
             shared,
             defaults: opts.defaults.clone(),
             child,
-        })
+        }
     }
 
     /// One request on one channel; the channel goes back to the pool when done.
@@ -221,7 +311,7 @@ impl App for WsgiApp {
     }
 
     fn helper_pids(&self) -> Vec<i32> {
-        vec![self.child.id() as i32]
+        vec![self.child.pid()]
     }
 }
 
@@ -435,19 +525,45 @@ fn has_body(req: &Request<'_>) -> bool {
     len.is_some_and(|n| n > 0)
 }
 
-/// Reads the child's first frame: its version when ready, `Err(Some(traceback))` when
-/// the app cannot be imported, `Err(None)` when it died without saying why.
-fn await_ready(chan: &mut Channel) -> Result<String, Option<String>> {
+/// What a child's `K` frame says: "PID VERSION".
+struct Ready {
+    pid: i32,
+    version: String,
+}
+
+/// Reads the child's first frame: its pid and version when ready, `Err(Some(traceback))`
+/// when the app cannot be imported, `Err(None)` when it died without saying why.
+fn await_ready(chan: &mut Channel) -> Result<Ready, Option<String>> {
     let frame = chan.read_frame().map_err(|_| None)?;
     let text = String::from_utf8_lossy(chan.payload(&frame)).into_owned();
     match frame.kind {
-        kind::READY => Ok(text),
+        kind::READY => {
+            let (pid, version) = text.split_once(' ').unwrap_or((&text, ""));
+            let pid = pid
+                .parse()
+                .map_err(|_| Some(format!("a READY frame without a pid: {text:?}")))?;
+            Ok(Ready {
+                pid,
+                version: version.to_string(),
+            })
+        }
         kind::LOAD_FAILED => Err(Some(text)),
         _ => Err(Some(format!(
             "unexpected first frame {:?} from the adapter",
             frame.kind as char
         ))),
     }
+}
+
+/// One socketpair per runtime thread: (our ends, the child's ends).
+fn channel_pairs(threads: usize) -> Result<(Vec<UnixStream>, Vec<UnixStream>), String> {
+    let pairs = (0..threads.max(1))
+        .map(|_| UnixStream::pair())
+        .collect::<io::Result<Vec<_>>>();
+    Ok(pairs
+        .map_err(|e| format!("socketpair: {e}"))?
+        .into_iter()
+        .unzip())
 }
 
 /// `home/bin/python` when a home (virtualenv) is set, else `python3` on PATH.
@@ -467,7 +583,23 @@ fn interpreter(spec: &WsgiSpec) -> Result<PathBuf, String> {
         })
 }
 
-/// `python -u -c ADAPTER molt-wsgi FDS KIND TARGET CALLABLE MT MP NAME PORT [PYTHONPATH...]`
+/// The adapter's app arguments: KIND TARGET CALLABLE MT MP NAME PORT [PYTHONPATH...].
+fn app_args(spec: &WsgiSpec, opts: &WsgiOptions) -> Vec<String> {
+    let (load_kind, target, callable) = load_target(spec);
+    let mut args = vec![
+        load_kind.to_string(),
+        target,
+        callable,
+        flag(opts.threads > 1).to_string(),
+        flag(opts.processes > 1).to_string(),
+        opts.defaults.name.clone(),
+        opts.defaults.port.clone(),
+    ];
+    args.extend(spec.pythonpath.iter().map(|p| p.display().to_string()));
+    args
+}
+
+/// `python -u -c ADAPTER molt-wsgi FDS APP...`, dying with this worker.
 fn adapter_command(
     python: &PathBuf,
     spec: &WsgiSpec,
@@ -480,21 +612,13 @@ fn adapter_command(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let (load_kind, target, callable) = load_target(spec);
     let mut cmd = Command::new(python);
     cmd.arg("-u")
         .arg("-c")
         .arg(ADAPTER)
         .arg("molt-wsgi")
         .arg(fd_list)
-        .arg(load_kind)
-        .arg(target)
-        .arg(callable)
-        .arg(flag(opts.threads > 1))
-        .arg(flag(opts.processes > 1))
-        .arg(&opts.defaults.name)
-        .arg(&opts.defaults.port)
-        .args(&spec.pythonpath)
+        .args(app_args(spec, opts))
         .stdin(Stdio::null());
     let worker = getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe

@@ -65,7 +65,7 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'Hello, World!']
     if path == '/pid':
-        return text(start_response, '%d %d' % (os.getpid(), os.getppid()))
+        return text(start_response, '%d %d' % (os.getpid(), os.getpgrp()))  # the worker leads its group
     if path == '/leak':
         kb = number(environ, 'kb')
         LEAKED.append(bytearray(b'\xa5' * (kb * 1024)))

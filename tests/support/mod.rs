@@ -212,8 +212,18 @@ impl Molt {
     }
 
     /// Pids of the current workers (children of the master), from /proc.
+    /// The master's children that are workers (not the Python zygote).
     pub fn worker_pids(&self) -> Vec<i32> {
-        children_of(self.pid())
+        let mut pids = children_of(self.pid());
+        pids.retain(|p| !is_zygote(*p));
+        pids
+    }
+
+    /// The master's Python zygote(s): more than one while a reload retires the old one.
+    pub fn zygote_pids(&self) -> Vec<i32> {
+        let mut pids = children_of(self.pid());
+        pids.retain(|p| is_zygote(*p));
+        pids
     }
 
     pub fn get(&self, path: &str) -> io::Result<Response> {
@@ -235,6 +245,46 @@ impl Drop for Molt {
             eprintln!("---- molt log ----\n{}", self.log());
         }
     }
+}
+
+/// Whether `pid` runs molt's Python zygote (its argv carries the `molt-zygote` marker).
+pub fn is_zygote(pid: i32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"molt-zygote"))
+        .unwrap_or(false)
+}
+
+/// Field `n` of /proc/PID/stat counted after the command name (0 = state, 1 = ppid,
+/// 2 = process group).
+fn stat_field(pid: i32, n: usize) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(n)?
+        .parse()
+        .ok()
+}
+
+/// The parent of `pid`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 1)
+}
+
+/// The process group of `pid`.
+pub fn group_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 2)
+}
+
+/// Every live process in process group `pgid` except its leader.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| p != pgid && group_of(p) == Some(pgid) && alive(p))
+        .collect()
 }
 
 /// Direct children of `pid` (all threads).
