@@ -262,9 +262,10 @@ mod tests {
         let pid = leader.id() as i32;
         let with = worker_tree(pid, Some(orphan));
         let stranger = worker_tree(pid, Some(1));
-        let _ = Command::new("kill")
-            .args(["-9", &format!("-{pid}")])
-            .status();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = leader.wait();
         assert!(!process_tree(pid).contains(&orphan), "not a descendant");
         assert!(with.contains(&orphan), "{with:?}");
