@@ -563,3 +563,216 @@ fn check_django(m: &Molt) {
         );
     });
 }
+
+// ---- The zygote: the Python interpreter (and the app) loaded once, each child a fork ----
+
+/// molt serving tests/apps/counted_app.py, which records each of its imports in `dir`.
+fn counted(extra: &[&str], ready: usize) -> (Molt, TempDir) {
+    let dir = TempDir::new("counted");
+    std::fs::write(dir.path().join("version.txt"), "v1").unwrap();
+    let env = format!("MOLT_TEST_IMPORTS={}", dir.path().join("imports").display());
+    let file = app("counted_app.py");
+    let mut args = vec!["--wsgi-file", file.as_str(), "--env", env.as_str()];
+    args.extend_from_slice(extra);
+    (Molt::start(&args, ready), dir)
+}
+
+/// The pids that imported counted_app.py, in order.
+fn imports(dir: &TempDir) -> Vec<i32> {
+    std::fs::read_to_string(dir.path().join("imports"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+/// Serves requests one by one until `n` recycles for max-requests are logged.
+fn recycle(m: &Molt, n: usize) {
+    let enough = wait_for(T, || {
+        let r = m.get("/").expect("every request is answered");
+        assert_eq!(r.status, 200);
+        m.count("recycling: max-requests") >= n
+    });
+    assert!(enough, "{}", m.log());
+}
+
+#[test]
+fn the_app_is_imported_once_and_every_recycled_child_is_a_fork() {
+    let args = ["--processes", "2", "--max-requests", "3"];
+    let (m, dir) = counted(&[&args[..], &["--min-worker-lifetime", "0"]].concat(), 2);
+    recycle(&m, 4);
+    let zygote = m.zygote_pids();
+    assert_eq!(imports(&dir), zygote, "imported once, in the zygote");
+    let log = m.log();
+    assert!(log.matches("forked by the zygote").count() >= 6, "{log}");
+    assert!(!log.contains("starting an interpreter"), "{log}");
+    let (child, worker) = pids_of_counted(&m);
+    assert_eq!(parent_of(child), zygote.first().copied());
+    assert_eq!(group_of(child), Some(worker));
+}
+
+/// (python child, worker) of the counted app: its pid, and its process group.
+fn pids_of_counted(m: &Molt) -> (i32, i32) {
+    let text = m.get("/").expect("GET /").text();
+    let child: i32 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("VERSION PID");
+    (child, group_of(child).expect("the child runs"))
+}
+
+#[test]
+fn lazy_apps_imports_the_app_in_each_forked_child() {
+    let args = ["--processes", "2", "--max-requests", "3", "--lazy-apps"];
+    let (m, dir) = counted(&[&args[..], &["--min-worker-lifetime", "0"]].concat(), 2);
+    recycle(&m, 4);
+    let children = m.count("forked by the zygote");
+    let imported = imports(&dir);
+    assert!(children >= 6, "{}", m.log());
+    // The last child may be forked and not yet logged: allow one import more.
+    assert!(
+        imported.len() == children || imported.len() == children + 1,
+        "one import per child: {} imports, {children} children",
+        imported.len()
+    );
+    assert!(imported.iter().all(|p| !m.zygote_pids().contains(p)));
+}
+
+#[test]
+fn sigusr1_and_sighup_serve_the_new_code() {
+    let (m, dir) = counted(&["--processes", "2"], 2);
+    assert!(m.get("/").unwrap().text().starts_with("v1 "));
+    for (sig, version) in [(Signal::SIGUSR1, "v2"), (Signal::SIGHUP, "v3")] {
+        let old = m.zygote_pids();
+        std::fs::write(dir.path().join("version.txt"), version).unwrap();
+        m.signal(sig);
+        let new_code = wait_for(T, || {
+            (0..4).all(|_| {
+                m.get("/")
+                    .is_ok_and(|r| r.text().starts_with(&format!("{version} ")))
+            })
+        });
+        assert!(new_code, "{sig:?} -> {version}\n{}", m.log());
+        assert!(
+            wait_for(T, || old.iter().all(|z| !alive(*z))),
+            "the old zygote exits once its children are gone\n{}",
+            m.log()
+        );
+    }
+    assert_eq!(imports(&dir).len(), 3, "one import per zygote");
+}
+
+#[test]
+fn a_killed_zygote_is_restarted_with_zero_failures() {
+    let m = demo(&["--processes", "2", "--max-requests", "20"], 2);
+    let old = m.zygote_pids();
+    assert_eq!(old.len(), 1);
+    // A zygote that dies within its first second is not restarted (a crash loop);
+    // this one must be older than that.
+    std::thread::sleep(Duration::from_millis(1200));
+    zero_failures_while(&m, "/", |m| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old[0]), Signal::SIGKILL).unwrap();
+        assert!(m.wait_log("restarting it", T), "{}", m.log());
+    });
+    let new = m.zygote_pids();
+    assert!(new.len() == 1 && new != old, "{new:?} {old:?}");
+    assert!(
+        wait_for(T, || {
+            let _ = m.get("/");
+            m.get("/pid")
+                .is_ok_and(|r| parent_of(pids_from(&r.text()).0) == Some(new[0]))
+        }),
+        "recycled workers get children of the new zygote\n{}",
+        m.log()
+    );
+}
+
+fn pids_from(text: &str) -> (i32, i32) {
+    let mut it = text.split_whitespace().filter_map(|p| p.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn a_killed_worker_takes_its_forked_child_along_even_mid_request() {
+    let m = demo(&["--processes", "1"], 1);
+    let (child, worker) = pids(&m);
+    let addr = m.addr.clone();
+    let busy = std::thread::spawn(move || get(&addr, "/sleep?ms=20000"));
+    // The slow request must be inside the app when the worker dies (nothing to poll).
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    assert!(wait_for(T, || !alive(child)), "the lifeline ends the child");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the busy child did not finish its 20 s request first: {:?}",
+        t0.elapsed()
+    );
+    assert!(busy.join().unwrap().is_err(), "its connection died with it");
+    assert!(wait_for(T, || m.get("/").is_ok_and(|r| r.status == 200)));
+}
+
+#[test]
+fn master_death_leaves_no_python_process_even_mid_request() {
+    let m = demo(&["--processes", "2"], 2);
+    let addr = m.addr.clone();
+    let busy = std::thread::spawn(move || get(&addr, "/sleep?ms=20000"));
+    // The slow request must be inside the app before the master dies (it is logged only
+    // when it ends, so there is no condition to wait for).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut all = m.zygote_pids();
+    for w in m.worker_pids() {
+        all.push(w);
+        all.extend(group_members(w));
+    }
+    assert_eq!(all.len(), 5, "zygote, 2 workers, 2 children: {all:?}");
+    let t0 = Instant::now();
+    m.signal(Signal::SIGKILL);
+    assert!(
+        wait_for(T, || all.iter().all(|p| !alive(*p))),
+        "left behind: {:?}",
+        all.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the busy child did not wait for its 20 s request: {:?}",
+        t0.elapsed()
+    );
+    let _ = busy.join();
+}
+
+#[test]
+fn the_master_counts_the_forked_child_as_the_workers_memory() {
+    let m = demo(&["--processes", "1", "--stats", "127.0.0.1:0"], 1);
+    let (child, worker) = pids(&m);
+    assert!(m.get("/leak?kb=30000").is_ok_and(|r| r.status == 200));
+    let rss_kb = |pid: i32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(m.wait_log("stats server listening on", T));
+    let log = m.log();
+    let addr = log
+        .split("stats server listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // The master samples once a second: wait until its figure includes the leak.
+    let counted = wait_for(T, || {
+        let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+            return false;
+        };
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut text);
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let rss = doc["workers"][0]["rss"].as_u64().unwrap_or(0) / 1024;
+        rss >= rss_kb(child) + rss_kb(worker) / 2 && rss_kb(child) > 30000
+    });
+    assert!(counted, "stats rss covers the worker and its forked child");
+}

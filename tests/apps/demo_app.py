@@ -1,7 +1,7 @@
 """The demo routes of molt's built-in app, as a WSGI app, plus what the WSGI tests need.
 
 /            Hello, World!
-/pid         the Python child's pid and its parent (the molt worker): "child worker"
+/pid         the Python child's pid and its process group (the molt worker leads it)
 /leak?kb=N   keeps N KiB resident for the life of the process
 /sleep?ms=N  answers after N ms
 /crash       the Python process aborts
