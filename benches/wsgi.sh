@@ -98,14 +98,15 @@ ROUNDS=${ROUNDS:-2}
 echo "WSGI hello world, $WORKERS workers, wrk -t2 -c$CONNS -d${DURATION}s, $ROUNDS rounds, $(nproc) cores" >&2
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.0f' % (sum(v)/len(v)))" "$@"; }
-# Interleaved rounds (molt, uWSGI, gunicorn, molt --max-requests 100, again), so drift on
+# Interleaved rounds (molt, molt --max-requests 100, uWSGI, gunicorn, again), so drift on
 # this shared machine hits every server alike; ratios are per round, then of the means.
 molt_all=(); uwsgi_all=(); gun_all=(); mr_all=(); errs=0; per_round=()
 for r in $(seq "$ROUNDS"); do
     read -r m e < <(bench_molt molt); molt_all+=("$m"); errs=$((errs + e))
+    # Right after the plain run: the pair sees the same machine, so drift cancels out.
+    read -r x e < <(bench_molt molt-max-requests-100 --max-requests 100); mr_all+=("$x"); mr_err=$((${mr_err:-0} + e))
     read -r u e < <(bench_uwsgi); uwsgi_all+=("$u"); errs=$((errs + e))
     read -r g e < <(bench_gunicorn); gun_all+=("$g"); errs=$((errs + e))
-    read -r x e < <(bench_molt molt-max-requests-100 --max-requests 100); mr_all+=("$x"); mr_err=$((${mr_err:-0} + e))
     per_round+=("round $r: molt/uWSGI $(ratio "$m" "$u"), molt/gunicorn $(ratio "$m" "$g"), max-requests=100 $(ratio "$x" "$m")")
 done
 molt_rps=$(mean "${molt_all[@]}"); uwsgi_rps=$(mean "${uwsgi_all[@]}")

@@ -6,8 +6,8 @@
 # APP is KIND TARGET CALLABLE MT MP SERVER_NAME SERVER_PORT [PATH...].
 # FDS are socketpair ends, one per worker thread; each is served by one Python thread.
 # A frame is: u32 little-endian payload length, one kind byte, the payload.
+import gc
 import os
-import select
 import signal
 import socket
 import struct
@@ -496,8 +496,7 @@ def watch_lifeline(fd):
 
 def child(spec, app, worker, fds):
     """In the forked child: join the worker, then serve it."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the app may wait for its own children
     lifeline, chans = fds[0], fds[1:]
     conns = [Conn(socket.socket(fileno=fd)) for fd in chans]
     try:
@@ -536,17 +535,6 @@ def fork_for(req, spec, app, failure, worker, fds):
         os.close(fd)
 
 
-def reap():
-    """Collects exited children; the number still running (-1: none at all)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return -1
-        if pid == 0:
-            return 1
-
-
 def zygote_main(args):
     req = socket.socket(fileno=int(args[0]))
     lazy = args[1] == '1'
@@ -559,28 +547,22 @@ def zygote_main(args):
             failure = traceback.format_exc().encode('utf-8', 'replace')
     elif spec.kind == 'file':
         import importlib.util  # what a lazy child needs, imported once here
-    stopping = []
-    # SIGTERM (a reload replaced this zygote): fork no more, wait for the children of
-    # the old workers, then exit. Their memory is theirs; the zygote only waits.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    while not stopping:
-        ready, _, _ = select.select([req], [], [], 1.0)
-        reap()
-        if not ready:
-            continue
+    # Children are reaped by the kernel (SIGCHLD ignored), not here: reaping a process
+    # costs its parent the flush of its /proc entries, which can take seconds on a
+    # busy machine, and the next worker would wait for it. The children do not need the
+    # zygote: SIGTERM (a reload replaced it) ends it at once, and they live on with
+    # their workers.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Everything loaded so far stays shared with the children: out of the cyclic GC's
+    # reach, a collection in a child does not write to (and so copy) every page.
+    gc.collect()
+    if hasattr(gc, 'freeze'):  # Python >= 3.7
+        gc.freeze()
+    while True:
         got = receive(req)
         if got is None:
-            break
+            os._exit(0)  # every worker and the master are gone
         fork_for(req, spec, app, failure, got[0], got[1])
-    req.close()
-    while reap() >= 0:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            pass
-    os._exit(0)
 
 
 def main():

@@ -26,6 +26,11 @@ pub struct Channel {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The child's thread serving this channel, kept on our CPU
+    /// (`affinity::colocate`); `None` when unknown.
+    pub peer_to_colocate: Option<i32>,
+    /// Requests sent on this channel (when to colocate again).
+    pub exchanges: u64,
 }
 
 impl Channel {
@@ -36,6 +41,8 @@ impl Channel {
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
+            peer_to_colocate: None,
+            exchanges: 0,
         }
     }
 

@@ -7,6 +7,7 @@
 //! (docs/python.md). The child is spawned inside the worker after fork, in the worker's
 //! process group, with PDEATHSIG, so every way a worker dies takes its child along.
 
+mod affinity;
 mod channel;
 mod once;
 pub mod protocol;
@@ -226,6 +227,9 @@ impl WsgiApp {
             ready.version,
             describe(spec)
         );
+        // The adapter serves the first channel on the child's main thread (tid = pid).
+        let mut channels = channels;
+        channels[0].peer_to_colocate = Some(child.pid());
         let shared = Arc::new(Shared {
             idle: Mutex::new(channels),
             lost: AtomicBool::new(false),
@@ -298,9 +302,15 @@ impl App for WsgiApp {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop();
-        let Some(chan) = chan else {
+        let Some(mut chan) = chan else {
             return bad_gateway();
         };
+        if let Some(tid) = chan.peer_to_colocate {
+            if chan.exchanges % affinity::EVERY == 0 {
+                affinity::colocate(tid);
+            }
+            chan.exchanges += 1;
+        }
         match self.exchange(chan, req) {
             Ok(res) => res,
             Err(lost) => {

@@ -14,8 +14,10 @@
 //! fail.
 //!
 //! Lifecycle: a reload (SIGHUP, touch-reload) and SIGUSR1 build a new app factory, hence a
-//! new zygote; dropping the old factory in the master sends the old zygote SIGTERM, and
-//! it exits once the children of the old workers are gone. A zygote that dies on its own
+//! new zygote; dropping the old factory in the master sends the old zygote SIGTERM and it
+//! exits at once: its children need nothing from it (the kernel reaps them, since the
+//! zygote ignores SIGCHLD: reaping would make it pay for flushing their /proc entries,
+//! seconds on a busy machine, while workers wait). A zygote that dies on its own
 //! is restarted from the master's reap ([`reaped`]), unless it died within a second of
 //! starting (then the workers fall back to direct spawns until the next reload).
 
@@ -161,8 +163,8 @@ impl Zygote {
 }
 
 impl Drop for Zygote {
-    /// In the master, the configuration this zygote served is gone: it forks no more and
-    /// exits once the children of the old workers have exited.
+    /// In the master, the configuration this zygote served is gone: it forks no more
+    /// (the children it forked live on with their workers).
     fn drop(&mut self) {
         if getpid() != self.owner {
             return;
