@@ -776,3 +776,34 @@ fn the_master_counts_the_forked_child_as_the_workers_memory() {
     });
     assert!(counted, "stats rss covers the worker and its forked child");
 }
+
+#[test]
+fn zygote_and_children_run_as_the_configured_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to change uid (run the suite as root to cover it)");
+        return;
+    }
+    let m = demo(&["--uid", "nobody", "--gid", "nogroup"], 1);
+    let (child, _) = pids(&m);
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .unwrap()
+        .uid
+        .to_string();
+    let ids = |pid: i32, field: &str| -> Vec<String> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+            .unwrap_or_default()
+    };
+    for pid in [m.zygote_pids()[0], child] {
+        let uids = ids(pid, "Uid:");
+        assert!(
+            uids.len() == 4 && uids.iter().all(|u| *u == nobody),
+            "pid {pid}: {uids:?}"
+        );
+        assert!(!ids(pid, "Groups:").iter().any(|g| g == "0"), "pid {pid}");
+    }
+}
