@@ -14,6 +14,22 @@ pub trait App: Send + Sync + 'static {
     /// Maps one request to a response. Called from one of the worker's threads.
     fn call(&self, req: &mut Request<'_>) -> Response;
 
+    /// Serves several requests that arrived together on different connections, none
+    /// with a body, calling `respond` with each response in order (the runtime writes it
+    /// to its client before `respond` returns). An app with a per-call fixed cost (a
+    /// round trip to another process) overrides this to pay it once per batch; the
+    /// default serves them one by one.
+    fn call_many(&self, reqs: &mut [Request<'_>], respond: &mut dyn FnMut(usize, Response)) {
+        for (i, req) in reqs.iter_mut().enumerate() {
+            respond(i, self.call(req));
+        }
+    }
+
+    /// Whether [`App::call_many`] is worth gathering requests for.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Processes this app runs on the worker's behalf (a Python child): their memory
     /// counts as the worker's in its own reload-on-rss check. Asked once, after load.
     fn helper_pids(&self) -> Vec<i32> {

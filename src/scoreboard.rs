@@ -81,6 +81,8 @@ pub struct Slot {
     pub errors: AtomicU64,
     /// Response bytes written.
     pub tx_bytes: AtomicU64,
+    /// Requests the app served in batches (`App::call_many`), a subset of `requests`.
+    pub batched: AtomicU64,
     /// Sum of request durations in microseconds (for an average).
     pub busy_us: AtomicU64,
     /// The worker's memory as it last measured it (bytes), for display only.
@@ -196,6 +198,7 @@ impl Scoreboard {
             &s.requests,
             &s.errors,
             &s.tx_bytes,
+            &s.batched,
             &s.busy_us,
             &s.self_rss,
             &s.mem_ceiling,

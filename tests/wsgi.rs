@@ -158,6 +158,20 @@ fn post_bodies_stream_in_with_content_length_and_chunked() {
         "chunked body differs ({} bytes)",
         r.body.len()
     );
+    // One read() of everything: the worker's DATA frames exceed the adapter's 64 KiB
+    // buffer, which must grow (it raised BufferError before).
+    let r = post(
+        &m.addr,
+        "/echo-all",
+        &format!("Content-Length: {}\r\n", body.len()),
+        &body,
+    );
+    assert!(
+        r.status == 200 && r.body == body,
+        "{} {}",
+        r.status,
+        r.body.len()
+    );
     let r = post(&m.addr, "/lines", "Content-Length: 6\r\n", b"a\nb\nc\n");
     assert_eq!(r.text(), "3 lines\n");
     let r = post(&m.addr, "/echo", "Content-Length: 0\r\n", b"");
@@ -806,4 +820,118 @@ fn zygote_and_children_run_as_the_configured_user() {
         );
         assert!(!ids(pid, "Groups:").iter().any(|g| g == "0"), "pid {pid}");
     }
+}
+
+/// The stats JSON of `m` (started with `--stats 127.0.0.1:0`).
+fn stats(m: &Molt) -> serde_json::Value {
+    assert!(m.wait_log("stats server listening on", T));
+    let log = m.log();
+    let addr = log
+        .split("stats server listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("stats");
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut text);
+    serde_json::from_str(&text).expect("stats JSON")
+}
+
+/// Reads a response head (status line and headers) only: what a HEAD request gets.
+fn read_head(r: &mut impl std::io::BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("head line");
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+    }
+}
+
+#[test]
+fn requests_arriving_together_are_batched_and_each_gets_its_own_answer() {
+    let m = demo(&["--processes", "1", "--stats", "127.0.0.1:0"], 1);
+    let streamed = m.get("/stream?n=3").expect("a stream, served alone").body;
+    // Established keep-alive connections (as under load: a batch is made of connections
+    // the worker already holds, not of new ones waiting to be accepted).
+    let open = || {
+        let mut c = BufReader::new(connect(&m.addr).unwrap());
+        c.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut c).unwrap().status, 200);
+        c
+    };
+    let mut slow = open();
+    let mut conns: Vec<_> = (0..7).map(|_| open()).collect();
+    // Keep the only worker inside the app while the other connections send, so they are
+    // all readable when it comes back: one batch.
+    slow.get_mut()
+        .write_all(b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(wait_for(T, || stats(&m)["workers"][0]["status"] == "busy"));
+    let sends: [&[u8]; 7] = [
+        b"GET /environ?id=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /stream?n=3 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /error HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /environ?id=5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /environ?id=6 HTTP/1.1\r\nHost: t\r\n\r\nGET /environ?id=7 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n",
+    ];
+    for (c, bytes) in conns.iter_mut().zip(sends) {
+        c.get_mut().write_all(bytes).unwrap();
+    }
+    let r = read_response(&mut slow).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "slept 1500 ms\n"));
+    let query = |c: &mut BufReader<std::net::TcpStream>| {
+        let r = read_response(c).unwrap();
+        assert_eq!(r.status, 200);
+        r.text()
+            .lines()
+            .find_map(|l| l.strip_prefix("QUERY_STRING="))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(query(&mut conns[0]), "id=1");
+    let head = read_head(&mut conns[1]);
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("Content-Length: 13"),
+        "{head}"
+    );
+    // Nothing followed the head: the next response on that connection parses.
+    conns[1]
+        .get_mut()
+        .write_all(b"GET /environ?id=2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(query(&mut conns[1]), "id=2");
+    let r = read_response(&mut conns[2]).unwrap();
+    assert_eq!(
+        (r.status, &r.body),
+        (200, &streamed),
+        "a stream inside a batch"
+    );
+    assert_eq!(read_response(&mut conns[3]).unwrap().status, 500);
+    assert_eq!(query(&mut conns[4]), "id=5");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut conns[4], &mut rest).unwrap();
+    assert!(rest.is_empty(), "Connection: close is honoured");
+    assert_eq!(query(&mut conns[5]), "id=6");
+    assert_eq!(
+        query(&mut conns[5]),
+        "id=7",
+        "the pipelined request after the batch"
+    );
+    assert!(read_response(&mut conns[6]).unwrap().status == 200);
+    let batched = stats(&m)["workers"][0]["batched_requests"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        batched >= 7,
+        "the seven connections in one batch: {batched}"
+    );
+    assert!(!m.log().contains("lost the python child"), "{}", m.log());
 }

@@ -21,6 +21,7 @@ pub struct Counters {
     pub requests: u64,
     pub errors: u64,
     pub tx: u64,
+    pub batched: u64,
     pub busy_us: u64,
     pub durations: [u64; DURATION_BUCKETS_US.len() + 1],
 }
@@ -35,6 +36,7 @@ impl Counters {
             requests: slot.requests.load(Relaxed),
             errors: slot.errors.load(Relaxed),
             tx: slot.tx_bytes.load(Relaxed),
+            batched: slot.batched.load(Relaxed),
             busy_us: slot.busy_us.load(Relaxed),
             ..Counters::default()
         };
@@ -48,6 +50,7 @@ impl Counters {
         self.requests = self.requests.saturating_add(o.requests);
         self.errors = self.errors.saturating_add(o.errors);
         self.tx = self.tx.saturating_add(o.tx);
+        self.batched = self.batched.saturating_add(o.batched);
         self.busy_us = self.busy_us.saturating_add(o.busy_us);
         for (a, b) in self.durations.iter_mut().zip(&o.durations) {
             *a = a.saturating_add(*b);

@@ -98,7 +98,13 @@ viewBox=\"0 0 {W} {H}\"><rect width=\"{W}\" height=\"{H}\" fill=\"#fff\"/>\
     }
     for (i, (id, pts)) in lines.iter().enumerate() {
         let colour = PALETTE[(*id as usize - 1) % PALETTE.len()];
-        let points: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+        // Workers with the same memory would draw one line over the other and hide it:
+        // each line sits one stroke width above the previous one.
+        let lift = 3.0 * i as f64;
+        let points: Vec<String> = pts
+            .iter()
+            .map(|(a, b)| format!("{a:.1},{:.1}", b - lift))
+            .collect();
         let _ = write!(
             o,
             "<polyline class=\"worker\" data-worker=\"{id}\" fill=\"none\" stroke=\"{colour}\" \

@@ -40,6 +40,7 @@ pub fn document(v: &View<'_>) -> String {
             "requests_total": totals.requests,
             "exceptions_total": totals.errors,
             "tx_total": totals.tx,
+            "batched_total": totals.batched,
             "respawns": v.book.respawns,
             "oom_kills": v.memory.oom_kills,
             "foreign_sigkills": v.memory.foreign_sigkills,
@@ -88,6 +89,7 @@ fn worker(r: &Row, unix_now: f64) -> Value {
     let extra: Map<String, Value> = [
         ("pss", json!(r.detail.pss)),
         ("uss", json!(r.detail.uss)),
+        ("batched_requests", json!(r.live.batched)),
         ("generation", json!(r.generation)),
         ("busy_since", json!(r.busy_since_unix)),
         (

@@ -31,7 +31,10 @@ use super::uwsgi;
 use super::WorkerShared;
 use crate::app::{Body, Request, Response, Version};
 use crate::config::Protocol;
+
 use crate::scoreboard::mono_ns;
+
+mod batch;
 
 const LISTENER: u64 = 1 << 40;
 const WAKE: u64 = 2 << 40;
@@ -61,6 +64,16 @@ const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 /// connections). Waiting this long lets the request in, and it is answered with
 /// `Connection: close`; a connection that stays quiet is then half-closed.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// What a read on a readable connection brought.
+enum Arrived {
+    /// Bytes to serve.
+    Bytes,
+    /// Nothing to serve (a spurious wakeup, or a half-closed connection's leftovers).
+    Nothing,
+    /// The client closed, or the read failed: close the connection.
+    Closed,
+}
 
 /// One client connection.
 struct Conn {
@@ -258,11 +271,16 @@ impl<'s> Runtime<'s> {
             };
             self.date.refresh();
             self.now = mono_ns();
+            let mut readable = Vec::new();
             for ev in &events[..n] {
-                if let Stop::Immediate = self.dispatch(ev.data())? {
+                let token = ev.data();
+                if token & !CONN_MASK == 0 {
+                    readable.push(token); // served together below (see `batch`)
+                } else if let Stop::Immediate = self.dispatch(token)? {
                     return Ok(Stop::Immediate);
                 }
             }
+            self.serve_ready(&readable);
             if !self.draining && self.shared.draining.load(Relaxed) {
                 self.begin_drain();
             }
@@ -410,6 +428,15 @@ impl<'s> Runtime<'s> {
 
     /// Returns false when the connection must be closed.
     fn read_and_serve(&mut self, conn: &mut Conn) -> bool {
+        match self.read_more(conn) {
+            Arrived::Closed => false,
+            Arrived::Nothing => true,
+            Arrived::Bytes => self.serve_buffered(conn),
+        }
+    }
+
+    /// Reads what the client sent into the connection's buffer.
+    fn read_more(&mut self, conn: &mut Conn) -> Arrived {
         if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK / 4 {
             conn.rbuf.reserve(READ_CHUNK);
         }
@@ -417,19 +444,19 @@ impl<'s> Runtime<'s> {
         // Into the spare capacity: zero-filling 16 KiB before every read was 2% of a
         // worker's CPU (memset, the top user-space symbol in perf).
         match read_into_spare(conn.fd.as_raw_fd(), &mut conn.rbuf) {
-            Ok(Some(0)) | Err(_) => return false,
-            Ok(None) => return true,
+            Ok(Some(0)) | Err(_) => return Arrived::Closed,
+            Ok(None) => return Arrived::Nothing,
             Ok(Some(_)) => {}
         }
         if conn.half_closed {
             // We already said goodbye; discard what arrives and wait for the FIN.
             conn.rbuf.clear();
-            return true;
+            return Arrived::Nothing;
         }
         if start == 0 {
             conn.deadline = self.now + self.shared.limits.header_timeout.as_nanos() as u64;
         }
-        self.serve_buffered(conn)
+        Arrived::Bytes
     }
 
     /// Serves every complete request in the buffer; returns false to close.

@@ -31,8 +31,12 @@ class ProtocolError(Exception):
 
 
 class Conn(object):
-    """One socketpair end with a read buffer."""
-    __slots__ = ('sock', 'buf', 'mv', 'start', 'end', 'send')
+    """One socketpair end with a read buffer, and responses waiting to be sent.
+
+    The worker may send several requests at once (from different connections). The
+    responses are then queued and sent together right before the next blocking read,
+    so a batch costs one recv and one send instead of one of each per request."""
+    __slots__ = ('sock', 'buf', 'mv', 'start', 'end', 'pending', 'queued')
 
     def __init__(self, sock):
         self.sock = sock
@@ -40,16 +44,20 @@ class Conn(object):
         self.mv = memoryview(self.buf)
         self.start = 0
         self.end = 0
-        self.send = sock.sendall
+        self.pending = []
+        self.queued = []  # requests of a batch read while answering an earlier one
 
     def fill(self, n):
         """Makes n unread bytes available; False at end of stream."""
         while self.end - self.start < n:
+            if self.pending:
+                self.flush()  # never wait for the worker while it waits for us
             if self.start + n > len(self.buf):
                 self.buf[:self.end - self.start] = self.buf[self.start:self.end]
                 self.end -= self.start
                 self.start = 0
                 if n > len(self.buf):
+                    self.mv.release()  # a bytearray with a live view cannot grow
                     self.buf.extend(bytes(n - len(self.buf)))
                 self.mv = memoryview(self.buf)
             got = self.sock.recv_into(self.mv[self.end:])
@@ -70,6 +78,43 @@ class Conn(object):
         a = self.start + 5
         self.start = a + length
         return kind, a, a + length
+
+    def request(self, a, b):
+        """An 'R' payload as (has a body, environ text), copied out of the buffer."""
+        return self.buf[a] & 1, str(self.mv[a + 1:b], 'latin-1')
+
+    def reply(self):
+        """The worker's next answer to this child (to 'r' or a streamed chunk). Requests
+        of the same batch that come first are queued for later."""
+        while True:
+            f = self.read_frame()
+            if f is None:
+                raise ProtocolError('worker closed the channel')
+            if f[0] != 82:  # 'R'
+                return f
+            self.queued.append(self.request(f[1], f[2]))
+
+    def push(self, data):
+        """Queues data; sent before the next blocking read or the next send."""
+        self.pending.append(data)
+
+    def flush(self):
+        pending, self.pending = self.pending, []
+        if len(pending) == 1:
+            self.sock.sendall(pending[0])
+        elif sum(map(len, pending)) < BUFSIZE:
+            self.sock.sendall(b''.join(pending))
+        else:
+            for data in pending:
+                self.sock.sendall(data)
+
+    def send(self, data):
+        """Sends now, after whatever is queued."""
+        if self.pending:
+            self.pending.append(data)
+            self.flush()
+        else:
+            self.sock.sendall(data)
 
     def frame(self, kind, payload=b''):
         self.send(HEADER.pack(len(payload), kind) + payload)
@@ -115,10 +160,7 @@ class Input(object):
     def _more(self, want):
         conn = self.conn
         conn.frame(114, U32.pack(max(1, min(want, 1 << 18))))  # 'r'
-        f = conn.read_frame()
-        if f is None:
-            raise ProtocolError('worker closed the channel')
-        kind, a, b = f
+        kind, a, b = conn.reply()
         if kind == 68:  # 'D'
             if a == b:
                 self.eof = True
@@ -246,10 +288,10 @@ class Exchange(object):
         self.state = 2
         frame = FULL_HEAD.pack(4 + len(head) + len(body), 70, len(head)) + head  # 'F'
         if len(body) < BUFSIZE:
-            self.conn.send(frame + body)
+            self.conn.push(frame + body)
         else:
-            self.conn.send(frame)
-            self.conn.send(body)
+            self.conn.push(frame)
+            self.conn.push(body)
 
     def chunk(self, data):
         """One BODY frame (the head first if not sent yet); waits for NEXT or CANCEL."""
@@ -268,9 +310,7 @@ class Exchange(object):
                 frame = HEADER.pack(len(head), 83) + head + frame  # 'S'
                 self.state = 1
             conn.send(frame)
-            f = conn.read_frame()
-            if f is None:
-                raise ProtocolError('worker closed the channel')
+            f = conn.reply()
             if f[0] == 99:  # 'c'
                 self.state = 3
                 raise ClientGone('the client disconnected')
@@ -324,12 +364,11 @@ class Exchange(object):
         self.state = 2
 
 
-def handle(conn, app, base, a, b):
-    mv = conn.mv
-    items = str(mv[a + 1:b], 'latin-1').split('\0')
+def handle(conn, app, base, has_body, text):
+    items = text.split('\0')
     environ = base.copy()
     environ.update(zip(items[1::2], items[2::2]))
-    environ['wsgi.input'] = Input(conn) if mv[a] & 1 else EMPTY_INPUT
+    environ['wsgi.input'] = Input(conn) if has_body else EMPTY_INPUT
     ex = Exchange(conn, environ)
     result = None
     try:
@@ -356,14 +395,20 @@ def handle(conn, app, base, a, b):
 def serve(conn, app, base):
     """Serves one channel until the worker closes it."""
     read_frame = conn.read_frame
+    queued = conn.queued
     while True:
+        if queued:
+            has_body, text = queued.pop(0)
+            handle(conn, app, base, has_body, text)
+            continue
         f = read_frame()
         if f is None:
             return
         kind, a, b = f
         if kind != 82:  # 'R'
             raise ProtocolError('expected a request, got %r' % chr(kind))
-        handle(conn, app, base, a, b)
+        has_body, text = conn.request(a, b)
+        handle(conn, app, base, has_body, text)
 
 
 def serve_thread(conn, app, base):

@@ -6,6 +6,7 @@
 /sleep?ms=N  answers after N ms
 /crash       the Python process aborts
 /echo        POST: the request body back (read with read(), in pieces)
+/echo-all    POST: the request body back (one read() of everything)
 /lines       POST: the body's lines counted via readline()
 /stream?n=N  N chunks from a generator (no Content-Length: chunked)
 /write       the write() callable, then an iterable
@@ -85,6 +86,8 @@ def application(environ, start_response):
             return text(start_response, 'alone\n', status='503 Service Unavailable')
     if path == '/crash':
         os.abort()
+    if path == '/echo-all':
+        return text(start_response, environ['wsgi.input'].read())
     if path == '/echo':
         inp = environ['wsgi.input']
         parts = []
