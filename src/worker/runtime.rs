@@ -207,6 +207,8 @@ pub struct Runtime<'s> {
     /// Reused for each request log line and route name (no allocation per request).
     logbuf: Vec<u8>,
     routebuf: Vec<u8>,
+    /// The connections one wait reported readable (reused: no allocation per wait).
+    readable: Vec<u64>,
 }
 
 /// What [`Runtime::observe`] needs to know about one finished request.
@@ -256,6 +258,7 @@ impl<'s> Runtime<'s> {
             signal_fd,
             logbuf: Vec::with_capacity(256),
             routebuf: Vec::with_capacity(64),
+            readable: Vec::with_capacity(256),
         })
     }
 
@@ -271,7 +274,8 @@ impl<'s> Runtime<'s> {
             };
             self.date.refresh();
             self.now = mono_ns();
-            let mut readable = Vec::new();
+            let mut readable = std::mem::take(&mut self.readable);
+            readable.clear();
             for ev in &events[..n] {
                 let token = ev.data();
                 if token & !CONN_MASK == 0 {
@@ -281,6 +285,7 @@ impl<'s> Runtime<'s> {
                 }
             }
             self.serve_ready(&readable);
+            self.readable = readable;
             if !self.draining && self.shared.draining.load(Relaxed) {
                 self.begin_drain();
             }
