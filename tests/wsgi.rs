@@ -935,3 +935,52 @@ fn requests_arriving_together_are_batched_and_each_gets_its_own_answer() {
     );
     assert!(!m.log().contains("lost the python child"), "{}", m.log());
 }
+
+#[test]
+fn sighup_with_a_broken_app_keeps_the_old_workers_and_backs_off() {
+    let dir = TempDir::new("broken-on-reload");
+    let file = dir.path().join("app.py");
+    let good = |version: &str| {
+        format!(
+            "def application(environ, start_response):\n    \
+             start_response('200 OK', [('Content-Length', '2')])\n    \
+             return [b'{version}']\n"
+        )
+    };
+    std::fs::write(&file, good("v1")).unwrap();
+    let file_arg = file.display().to_string();
+    let m = Molt::start(&["--wsgi-file", &file_arg, "--processes", "2"], 2);
+    std::fs::write(&file, "syntax error(\n").unwrap();
+    m.signal(Signal::SIGHUP);
+    assert!(m.wait_log("SyntaxError", T), "{}", m.log());
+    // For 3 s the old workers answer every request, while their would-be successors
+    // back off (100, 200, 400, 800 ms...) instead of respawning in a loop.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        let r = m.get("/").expect("the old workers still answer");
+        assert_eq!((r.status, r.text().as_str()), (200, "v1"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let spawns = m.count("spawned to replace");
+    assert!(
+        spawns <= 20,
+        "{spawns} spawns in 3 s: a respawn loop\n{}",
+        m.log()
+    );
+    assert!(
+        m.count("SyntaxError") == 1,
+        "the traceback once\n{}",
+        m.log()
+    );
+    std::fs::write(&file, good("v2")).unwrap();
+    m.signal(Signal::SIGHUP);
+    let t0 = Instant::now();
+    assert!(
+        wait_for(T, || (0..4)
+            .all(|_| m.get("/").is_ok_and(|r| r.text() == "v2"))),
+        "fixed and reloaded: the new code serves\n{}",
+        m.log()
+    );
+    // The broken generation's back-off (1.6 s and growing by now) is not inherited.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}

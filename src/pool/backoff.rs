@@ -13,6 +13,8 @@ const CAP: Nanos = 10_000_000_000;
 pub struct Backoff {
     pub failures: u32,
     pub not_before: Nanos,
+    /// When the last failure happened: only a worker ready since then proves the id sound.
+    pub last_failure: Nanos,
 }
 
 impl Backoff {
@@ -20,6 +22,7 @@ impl Backoff {
     pub fn failed(&mut self, now: Nanos) {
         self.failures = self.failures.saturating_add(1);
         self.not_before = now + self.delay();
+        self.last_failure = now;
     }
 
     /// The delay after the current number of failures.

@@ -313,6 +313,9 @@ impl Pool {
         if self.shutdown.is_some() {
             return;
         }
+        // New code or a new configuration deserves a fresh start: a fixed app reloaded
+        // after a broken one must not wait out the broken one's back-off.
+        self.backoff.clear();
         for w in &mut self.workers {
             if matches!(w.phase, Phase::Booting | Phase::Serving) {
                 w.respawn = Some(reason.clone());
@@ -359,9 +362,21 @@ impl Pool {
         actions
     }
 
+    /// A worker ready for STABLE ends its id's back-off, if it became ready after the id's
+    /// last failure: an old worker still serving while its successors fail to boot (a
+    /// reload with a broken app) proves nothing about them, and clearing their back-off
+    /// every turn let them respawn in a tight loop (900 forks in 4 s).
     fn note_stability(&mut self, now: Nanos) {
         for w in &self.workers {
-            if w.ready_at.is_some_and(|r| now.saturating_sub(r) >= STABLE) {
+            let Some(ready) = w.ready_at else { continue };
+            if now.saturating_sub(ready) < STABLE {
+                continue;
+            }
+            let since_failure = self
+                .backoff
+                .get(&w.id)
+                .is_none_or(|b| ready >= b.last_failure);
+            if since_failure {
                 self.backoff.remove(&w.id);
                 self.boot_failures = 0;
             }

@@ -655,6 +655,76 @@ fn boot_failure_after_a_good_generation_keeps_the_old_workers() {
 }
 
 #[test]
+fn successors_failing_to_boot_back_off_while_the_old_worker_serves() {
+    let mut sim = Sim::boot(1, limits());
+    sim.now += 10 * S; // the old worker is long stable
+    sim.step();
+    sim.pool.respawn_all(Reason::Reload);
+    let mut spawned_at = Vec::new();
+    for _ in 0..2000 {
+        sim.step();
+        let booting: Vec<i32> = sim
+            .pool
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Booting)
+            .map(|w| w.pid)
+            .collect();
+        for pid in booting {
+            spawned_at.push(sim.now);
+            sim.exit(pid, ExitKind::Exited(EXIT_APP_LOAD));
+        }
+        sim.now += MS;
+    }
+    // 2 s of turns: 100 + 200 + 400 + 800 ms between attempts, not one per turn.
+    let first: Vec<_> = spawned_at.iter().take(8).collect();
+    assert!(
+        spawned_at.len() <= 6,
+        "{} spawns, from {first:?}",
+        spawned_at.len()
+    );
+    let gaps: Vec<Nanos> = spawned_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "growing gaps: {gaps:?}"
+    );
+}
+
+#[test]
+fn a_reload_starts_without_the_back_off_of_the_broken_generation() {
+    let mut sim = Sim::boot(1, limits());
+    sim.now += 10 * S;
+    sim.step();
+    sim.pool.respawn_all(Reason::Reload);
+    for _ in 0..5 {
+        sim.step();
+        let booting: Vec<i32> = sim
+            .pool
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Booting)
+            .map(|w| w.pid)
+            .collect();
+        for pid in booting {
+            sim.exit(pid, ExitKind::Exited(EXIT_APP_LOAD));
+        }
+        sim.now += 10 * MS;
+    }
+    let booting = |sim: &Sim| {
+        sim.pool
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Booting)
+            .count()
+    };
+    sim.step();
+    assert_eq!(booting(&sim), 0, "backing off");
+    sim.pool.respawn_all(Reason::Reload); // the fixed app
+    sim.step();
+    assert_eq!(booting(&sim), 1, "the next generation starts at once");
+}
+
+#[test]
 fn boot_timeout_kills_and_counts_as_boot_failure() {
     let mut sim = Sim::new(
         1,
