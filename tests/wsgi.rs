@@ -984,3 +984,52 @@ fn sighup_with_a_broken_app_keeps_the_old_workers_and_backs_off() {
     // The broken generation's back-off (1.6 s and growing by now) is not inherited.
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+/// The targets of `pid`'s open fds ("socket:[..]", "pipe:[..]", paths).
+fn fd_targets(pid: i32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.display().to_string())
+        .collect()
+}
+
+#[test]
+fn reloads_leak_no_fd_and_python_processes_hold_only_their_own() {
+    let m = demo(&["--processes", "2"], 2);
+    let before = fd_targets(m.pid()).len();
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        let (workers, zygotes) = (m.worker_pids(), m.zygote_pids());
+        m.signal(sig);
+        let replaced = wait_for(T, || {
+            let now = m.worker_pids();
+            now.len() == 2
+                && now.iter().all(|p| !workers.contains(p))
+                && zygotes.iter().all(|z| !alive(*z))
+                && m.get("/").is_ok_and(|r| r.status == 200)
+        });
+        assert!(replaced, "{sig:?}\n{}", m.log());
+    }
+    assert_eq!(
+        fd_targets(m.pid()).len(),
+        before,
+        "the master's fds after 4 reloads"
+    );
+    let zygote = m.zygote_pids()[0];
+    let zfds = fd_targets(zygote);
+    assert_eq!(zfds.len(), 4, "stdio and its request socket: {zfds:?}");
+    let (child, _) = pids(&m);
+    let cfds = fd_targets(child);
+    let pipes = cfds.iter().filter(|t| t.starts_with("pipe:")).count();
+    let sockets = cfds.iter().filter(|t| t.starts_with("socket:")).count();
+    // stdio, the lifeline, one channel (a pipe on stdout/stderr would count as a pipe:
+    // the test harness gives molt a file, so only the lifeline is one).
+    assert_eq!((cfds.len(), pipes, sockets), (5, 1, 1), "{cfds:?}");
+}
