@@ -769,23 +769,9 @@ fn the_master_counts_the_forked_child_as_the_workers_memory() {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    assert!(m.wait_log("stats server listening on", T));
-    let log = m.log();
-    let addr = log
-        .split("stats server listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
     // The master samples once a second: wait until its figure includes the leak.
     let counted = wait_for(T, || {
-        let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
-            return false;
-        };
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut s, &mut text);
-        let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let rss = doc["workers"][0]["rss"].as_u64().unwrap_or(0) / 1024;
+        let rss = stats(&m)["workers"][0]["rss"].as_u64().unwrap_or(0) / 1024;
         rss >= rss_kb(child) + rss_kb(worker) / 2 && rss_kb(child) > 30000
     });
     assert!(counted, "stats rss covers the worker and its forked child");

@@ -44,15 +44,26 @@ impl Sim {
         rest
     }
 
-    fn ready_all(&mut self) {
-        let pids: Vec<i32> = self
-            .pool
+    fn booting(&self) -> Vec<i32> {
+        self.pool
             .workers
             .iter()
             .filter(|w| w.phase == Phase::Booting)
             .map(|w| w.pid)
-            .collect();
-        for pid in pids {
+            .collect()
+    }
+
+    /// Every booting worker exits with `how`; returns how many.
+    fn fail_booting(&mut self, how: ExitKind) -> usize {
+        let booting = self.booting();
+        for &pid in &booting {
+            self.exit(pid, how);
+        }
+        booting.len()
+    }
+
+    fn ready_all(&mut self) {
+        for pid in self.booting() {
             let obs = Observation {
                 ready: true,
                 ..self.obs(pid)
@@ -636,16 +647,7 @@ fn boot_failure_after_a_good_generation_keeps_the_old_workers() {
     sim.pool.respawn_all(Reason::Reload);
     for _ in 0..6 {
         sim.step();
-        let new: Vec<i32> = sim
-            .pool
-            .workers
-            .iter()
-            .filter(|w| w.phase == Phase::Booting)
-            .map(|w| w.pid)
-            .collect();
-        for pid in new {
-            sim.exit(pid, ExitKind::Exited(EXIT_APP_LOAD));
-        }
+        sim.fail_booting(ExitKind::Exited(EXIT_APP_LOAD));
         sim.now += 20 * S;
     }
     assert!(
@@ -663,17 +665,8 @@ fn successors_failing_to_boot_back_off_while_the_old_worker_serves() {
     let mut spawned_at = Vec::new();
     for _ in 0..2000 {
         sim.step();
-        let booting: Vec<i32> = sim
-            .pool
-            .workers
-            .iter()
-            .filter(|w| w.phase == Phase::Booting)
-            .map(|w| w.pid)
-            .collect();
-        for pid in booting {
-            spawned_at.push(sim.now);
-            sim.exit(pid, ExitKind::Exited(EXIT_APP_LOAD));
-        }
+        let failed = sim.fail_booting(ExitKind::Exited(EXIT_APP_LOAD));
+        spawned_at.extend(std::iter::repeat_n(sim.now, failed));
         sim.now += MS;
     }
     // 2 s of turns: 100 + 200 + 400 + 800 ms between attempts, not one per turn.
@@ -698,30 +691,14 @@ fn a_reload_starts_without_the_back_off_of_the_broken_generation() {
     sim.pool.respawn_all(Reason::Reload);
     for _ in 0..5 {
         sim.step();
-        let booting: Vec<i32> = sim
-            .pool
-            .workers
-            .iter()
-            .filter(|w| w.phase == Phase::Booting)
-            .map(|w| w.pid)
-            .collect();
-        for pid in booting {
-            sim.exit(pid, ExitKind::Exited(EXIT_APP_LOAD));
-        }
+        sim.fail_booting(ExitKind::Exited(EXIT_APP_LOAD));
         sim.now += 10 * MS;
     }
-    let booting = |sim: &Sim| {
-        sim.pool
-            .workers
-            .iter()
-            .filter(|w| w.phase == Phase::Booting)
-            .count()
-    };
     sim.step();
-    assert_eq!(booting(&sim), 0, "backing off");
+    assert_eq!(sim.booting().len(), 0, "backing off");
     sim.pool.respawn_all(Reason::Reload); // the fixed app
     sim.step();
-    assert_eq!(booting(&sim), 1, "the next generation starts at once");
+    assert_eq!(sim.booting().len(), 1, "the next generation starts at once");
 }
 
 #[test]

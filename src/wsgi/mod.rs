@@ -727,12 +727,7 @@ fn adapter_command(
     // calls (prctl, getppid, fcntl) on memory moved into it before the fork.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if getppid() != worker {
-                return Err(io::Error::other(
-                    "the worker died before the python child started",
-                ));
-            }
+            tie_to(worker, "the worker died before the python child started")?;
             for fd in &fds {
                 if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
                     return Err(io::Error::last_os_error());
@@ -742,6 +737,16 @@ fn adapter_command(
         })
     };
     cmd
+}
+
+/// In a child between fork and exec: dies with `parent` (PDEATHSIG), and fails if the
+/// parent is already gone (the signal would never come).
+fn tie_to(parent: nix::unistd::Pid, gone: &'static str) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if getppid() != parent {
+        return Err(io::Error::other(gone));
+    }
+    Ok(())
 }
 
 fn flag(b: bool) -> &'static str {

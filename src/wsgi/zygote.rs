@@ -34,7 +34,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
-use nix::unistd::{getpid, getppid, Pid};
+use nix::unistd::{getpid, Pid};
 
 use crate::config::{GroupId, UserId};
 use crate::pool::ExitKind;
@@ -238,12 +238,7 @@ fn spawn(recipe: &Recipe) -> io::Result<Running> {
     // cannot meet a lock held by another thread; it only makes process-level calls.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if getppid() != master {
-                return Err(io::Error::other(
-                    "the master died before the zygote started",
-                ));
-            }
+            super::tie_to(master, "the master died before the zygote started")?;
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             // Only stdio and the request socket: no listener, pipe or log of the master's.
             if fd != ZYGOTE_FD && libc::dup2(fd, ZYGOTE_FD) == -1 {
