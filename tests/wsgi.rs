@@ -837,22 +837,58 @@ fn read_head(r: &mut impl std::io::BufRead) -> String {
     }
 }
 
+/// An established keep-alive connection (as under load: a batch is made of connections
+/// the worker already holds, not of new ones waiting to be accepted).
+fn established(m: &Molt) -> BufReader<std::net::TcpStream> {
+    let mut c = BufReader::new(connect(&m.addr).unwrap());
+    c.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c).unwrap().status, 200);
+    c
+}
+
+#[test]
+fn harakiri_times_each_request_of_a_batch_not_the_batch() {
+    let m = demo(
+        &[
+            "--processes",
+            "1",
+            "--harakiri",
+            "2",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    let mut slow = established(&m);
+    let mut conns: Vec<_> = (0..3).map(|_| established(&m)).collect();
+    slow.get_mut()
+        .write_all(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(wait_for(T, || stats(&m)["workers"][0]["status"] == "busy"));
+    for c in &mut conns {
+        // 3 x 1.2 s in one batch: 3.6 s in all, each well under the 2 s harakiri.
+        c.get_mut()
+            .write_all(b"GET /sleep?ms=1200 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    assert_eq!(read_response(&mut slow).unwrap().status, 200);
+    for c in &mut conns {
+        let r = read_response(c).expect("answered, not cut by harakiri");
+        assert_eq!((r.status, r.text().as_str()), (200, "slept 1200 ms\n"));
+    }
+    assert!(!m.log().contains("harakiri"), "{}", m.log());
+    let batched = stats(&m)["workers"][0]["batched_requests"].as_u64();
+    assert_eq!(batched, Some(3), "the three sleeps were one batch");
+}
+
 #[test]
 fn requests_arriving_together_are_batched_and_each_gets_its_own_answer() {
     let m = demo(&["--processes", "1", "--stats", "127.0.0.1:0"], 1);
     let streamed = m.get("/stream?n=3").expect("a stream, served alone").body;
-    // Established keep-alive connections (as under load: a batch is made of connections
-    // the worker already holds, not of new ones waiting to be accepted).
-    let open = || {
-        let mut c = BufReader::new(connect(&m.addr).unwrap());
-        c.get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        assert_eq!(read_response(&mut c).unwrap().status, 200);
-        c
-    };
-    let mut slow = open();
-    let mut conns: Vec<_> = (0..7).map(|_| open()).collect();
+    let mut slow = established(&m);
+    let mut conns: Vec<_> = (0..7).map(|_| established(&m)).collect();
     // Keep the only worker inside the app while the other connections send, so they are
     // all readable when it comes back: one batch.
     slow.get_mut()

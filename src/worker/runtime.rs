@@ -740,12 +740,18 @@ impl<'s> Runtime<'s> {
     /// Updates the scoreboard after a request and raises recycle requests; returns the
     /// request's duration in microseconds.
     fn account(&mut self, written: Option<(u16, u64)>) -> u64 {
-        let shared = self.shared;
-        let slot = shared.slot();
-        let core = &slot.cores[self.thread];
+        let core = &self.shared.slot().cores[self.thread];
         let started = core.busy_since_ns.swap(0, Relaxed);
         self.now = mono_ns();
         let micros = self.now.saturating_sub(started) / 1000;
+        self.count_request(written, micros);
+        micros
+    }
+
+    /// The scoreboard's per-request counters, and the worker's own recycle check.
+    fn count_request(&mut self, written: Option<(u16, u64)>, micros: u64) {
+        let shared = self.shared;
+        let slot = shared.slot();
         slot.busy_us.fetch_add(micros, Relaxed);
         slot.count_duration(micros);
         if let Some((status, bytes)) = written {
@@ -756,7 +762,6 @@ impl<'s> Runtime<'s> {
         }
         let served = slot.requests.fetch_add(1, Relaxed) + 1;
         shared.after_request(served);
-        micros
     }
 
     /// The optional per-request work: memory change, the route table, the log line.

@@ -31,12 +31,12 @@ class ProtocolError(Exception):
 
 
 class Conn(object):
-    """One socketpair end with a read buffer, and responses waiting to be sent.
+    """One socketpair end with a read buffer.
 
-    The worker may send several requests at once (from different connections). The
-    responses are then queued and sent together right before the next blocking read,
-    so a batch costs one recv and one send instead of one of each per request."""
-    __slots__ = ('sock', 'buf', 'mv', 'start', 'end', 'pending', 'queued')
+    The worker may send several requests at once (from different connections): they
+    wait in the buffer and are answered in order, each response sent as soon as it is
+    ready (a slow request does not hold back the responses before it)."""
+    __slots__ = ('sock', 'buf', 'mv', 'start', 'end', 'queued', 'send')
 
     def __init__(self, sock):
         self.sock = sock
@@ -44,14 +44,12 @@ class Conn(object):
         self.mv = memoryview(self.buf)
         self.start = 0
         self.end = 0
-        self.pending = []
         self.queued = []  # requests of a batch read while answering an earlier one
+        self.send = sock.sendall
 
     def fill(self, n):
         """Makes n unread bytes available; False at end of stream."""
         while self.end - self.start < n:
-            if self.pending:
-                self.flush()  # never wait for the worker while it waits for us
             if self.start + n > len(self.buf):
                 self.buf[:self.end - self.start] = self.buf[self.start:self.end]
                 self.end -= self.start
@@ -93,28 +91,6 @@ class Conn(object):
             if f[0] != 82:  # 'R'
                 return f
             self.queued.append(self.request(f[1], f[2]))
-
-    def push(self, data):
-        """Queues data; sent before the next blocking read or the next send."""
-        self.pending.append(data)
-
-    def flush(self):
-        pending, self.pending = self.pending, []
-        if len(pending) == 1:
-            self.sock.sendall(pending[0])
-        elif sum(map(len, pending)) < BUFSIZE:
-            self.sock.sendall(b''.join(pending))
-        else:
-            for data in pending:
-                self.sock.sendall(data)
-
-    def send(self, data):
-        """Sends now, after whatever is queued."""
-        if self.pending:
-            self.pending.append(data)
-            self.flush()
-        else:
-            self.sock.sendall(data)
 
     def frame(self, kind, payload=b''):
         self.send(HEADER.pack(len(payload), kind) + payload)
@@ -288,10 +264,10 @@ class Exchange(object):
         self.state = 2
         frame = FULL_HEAD.pack(4 + len(head) + len(body), 70, len(head)) + head  # 'F'
         if len(body) < BUFSIZE:
-            self.conn.push(frame + body)
+            self.conn.send(frame + body)
         else:
-            self.conn.push(frame)
-            self.conn.push(body)
+            self.conn.send(frame)
+            self.conn.send(body)
 
     def chunk(self, data):
         """One BODY frame (the head first if not sent yet); waits for NEXT or CANCEL."""

@@ -343,9 +343,10 @@ impl App for WsgiApp {
         }
     }
 
-    /// One write carries every request to the child; its responses come back in order
-    /// (the adapter queues them and sends them together), so a batch of k requests costs
-    /// two hand-offs between the processes instead of 2k.
+    /// One write carries every request to the child and its responses come back in order,
+    /// each as soon as it is ready: the child works through the batch without waiting
+    /// for the worker, so k requests cost about two hand-offs between the processes
+    /// instead of 2k.
     fn call_many(&self, reqs: &mut [Request<'_>], respond: &mut dyn FnMut(usize, Response)) {
         if reqs.iter().any(has_body) {
             for (i, req) in reqs.iter_mut().enumerate() {

@@ -36,6 +36,8 @@ struct Candidate<'b> {
 struct Outcome {
     written: Option<(u16, u64)>,
     keep_alive: bool,
+    /// From the end of the previous response in the batch (or the batch's start).
+    micros: u64,
 }
 
 impl Runtime<'_> {
@@ -164,10 +166,14 @@ impl Runtime<'_> {
                 Request::new(c.method, c.target, c.info.version, c.headers, *remote, body)
             })
             .collect();
+        // Harakiri and the durations see each request as the worker would serving them
+        // one by one: the child answers them in order, so request i+1 starts when the
+        // response to request i is written.
+        let n = reqs.len();
         let core = &shared.slot().cores[self.thread];
-        core.request_id.fetch_add(reqs.len() as u64, Relaxed);
-        let started = mono_ns();
-        core.busy_since_ns.store(started, Relaxed);
+        core.request_id.fetch_add(1, Relaxed);
+        let mut clock = mono_ns();
+        core.busy_since_ns.store(clock, Relaxed);
         let mut outcomes: Vec<Option<Outcome>> = (0..reqs.len()).map(|_| None).collect();
         let this = &*self;
         let mut respond = |i: usize, response: Response| {
@@ -176,10 +182,17 @@ impl Runtime<'_> {
             let is_head = c.method == "HEAD";
             let written =
                 this.write_response(&mut outs[i], fds[i], &c.info, response, keep_alive, is_head);
+            let now = mono_ns();
             outcomes[i] = Some(Outcome {
                 written,
                 keep_alive,
+                micros: now.saturating_sub(clock) / 1000,
             });
+            clock = now;
+            if i + 1 < n {
+                core.request_id.fetch_add(1, Relaxed);
+                core.busy_since_ns.store(now, Relaxed);
+            }
         };
         if catch_unwind(AssertUnwindSafe(|| {
             shared.app.call_many(&mut reqs, &mut respond)
@@ -192,6 +205,8 @@ impl Runtime<'_> {
             );
         }
         drop(reqs);
+        core.busy_since_ns.store(0, Relaxed);
+        self.now = mono_ns();
         shared
             .slot()
             .batched
@@ -205,10 +220,11 @@ impl Runtime<'_> {
                 Outcome {
                     written,
                     keep_alive: false,
+                    micros: 0,
                 }
             });
-            core.busy_since_ns.store(started, Relaxed);
-            let micros = self.account(outcome.written);
+            let micros = outcome.micros;
+            self.count_request(outcome.written, micros);
             self.observe(&Done {
                 method: c.method,
                 target: c.target,
