@@ -178,7 +178,10 @@ impl Runtime<'_> {
         let this = &*self;
         let mut respond = |i: usize, response: Response| {
             let (_, c) = &picked[i];
-            let keep_alive = c.keep_alive && !super::wants_close(&response);
+            // As one by one: a request after the one that reached max-requests (or any
+            // drain) is answered with `Connection: close`.
+            let keep_alive =
+                c.keep_alive && !shared.draining.load(Relaxed) && !super::wants_close(&response);
             let is_head = c.method == "HEAD";
             let written =
                 this.write_response(&mut outs[i], fds[i], &c.info, response, keep_alive, is_head);
