@@ -22,6 +22,7 @@ pub fn configured(cfg: &Config, embedded: Option<&AppFactory>) -> AppFactory {
                     env: cfg.env.clone(),
                     uid: cfg.uid.clone(),
                     gid: cfg.gid.clone(),
+                    logto: cfg.logto.clone(),
                 },
             };
             wsgi::factory(spec.clone(), opts)

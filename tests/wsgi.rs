@@ -1055,3 +1055,42 @@ fn reloads_leak_no_fd_and_python_processes_hold_only_their_own() {
     // the test harness gives molt a file, so only the lifeline is one).
     assert_eq!((cfds.len(), pipes, sockets), (5, 1, 1), "{cfds:?}");
 }
+
+#[test]
+fn sigusr2_reopens_the_log_in_the_python_children_too() {
+    let dir = TempDir::new("logto");
+    let log = dir.path().join("molt.log");
+    let rotated = dir.path().join("molt.log.1");
+    let file = app("demo_app.py");
+    let args = ["--wsgi-file", &file, "--logto", log.to_str().unwrap()];
+    let m = Molt::start(&args, 0);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(wait_for(T, || read(&log).contains("ready in")));
+    let addr = read(&log)
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    std::fs::rename(&log, &rotated).unwrap();
+    m.signal(Signal::SIGUSR2);
+    assert!(wait_for(T, || read(&log).contains("reopened")));
+    // wsgi.errors is the child's stderr: after the rotation it must reach the new file.
+    let written = wait_for(T, || {
+        let _ = get(&addr, "/errors");
+        read(&log).contains("molt-test: message to wsgi.errors")
+    });
+    assert!(written, "new file:\n{}", read(&log));
+    assert!(
+        !read(&rotated).contains("molt-test: message to wsgi.errors"),
+        "nothing goes to the rotated file"
+    );
+    // No signal blocked in the Python processes (the master blocks its own while it
+    // starts, and a mask survives fork and exec).
+    let child = pids_from(&get(&addr, "/pid").unwrap().text()).0;
+    for pid in [m.zygote_pids()[0], child] {
+        let status = read(std::path::Path::new(&format!("/proc/{pid}/status")));
+        let blocked = status.lines().find(|l| l.starts_with("SigBlk:"));
+        assert_eq!(blocked, Some("SigBlk:\t0000000000000000"), "pid {pid}");
+    }
+}

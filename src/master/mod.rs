@@ -860,6 +860,7 @@ impl Running {
             return;
         }
         info!("SIGUSR2: reopened {}", path.display());
+        crate::wsgi::zygote::reopen_logs();
         for w in &self.master.pool.workers {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(w.pid),

@@ -341,6 +341,13 @@ impl<'s> Runtime<'s> {
         let Some(path) = &self.shared.logto else {
             return;
         };
+        // The app's helper (a Python child) writes to the same log: it reopens it too.
+        for pid in self.shared.app.helper_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGUSR2,
+            );
+        }
         let opened = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

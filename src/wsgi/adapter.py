@@ -586,7 +586,24 @@ def zygote_main(args):
         fork_for(req, spec, app, failure, got[0], got[1])
 
 
+def reopen_log(*_):
+    """SIGUSR2 (logrotate): stderr goes to a fresh open of molt's logto file."""
+    path = os.environ.get('MOLT_LOGTO')
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        sys.stderr.write('molt wsgi: cannot reopen %s: %s\n' % (path, e))
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main():
+    # Handled (never the default, which would kill): the worker forwards the SIGUSR2
+    # that asks it to reopen the log.
+    signal.signal(signal.SIGUSR2, reopen_log)
     # argv[0] is "-c", argv[1] the mode marker (also what ps shows)
     if sys.argv[1] == 'molt-zygote':
         zygote_main(sys.argv[2:])

@@ -722,6 +722,7 @@ fn adapter_command(
         .arg("molt-wsgi")
         .arg(fd_list)
         .args(app_args(spec, opts))
+        .envs(opts.setup.logto.iter().map(|p| ("MOLT_LOGTO", p)))
         .stdin(Stdio::null());
     let worker = getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe

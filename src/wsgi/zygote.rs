@@ -52,6 +52,8 @@ pub struct ZygoteSetup {
     pub env: Vec<(String, String)>,
     pub uid: Option<UserId>,
     pub gid: Option<GroupId>,
+    /// `logto`: the zygote and its children reopen it on SIGUSR2 (`MOLT_LOGTO`).
+    pub logto: Option<PathBuf>,
 }
 
 /// Everything needed to (re)start the zygote.
@@ -177,6 +179,18 @@ impl Drop for Zygote {
     }
 }
 
+/// SIGUSR2: every running zygote reopens the `logto` file (its children are told by
+/// their workers).
+pub fn reopen_logs() {
+    let live: Vec<Arc<Zygote>> = registry().live.iter().filter_map(Weak::upgrade).collect();
+    for z in live {
+        let running = z.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = running.as_ref() {
+            let _ = kill(Pid::from_raw(r.pid), Signal::SIGUSR2);
+        }
+    }
+}
+
 /// Called from the master's reap for every exited child: true if it was a zygote
 /// (restarted if still in use), so the pool does not see it as an unknown process.
 pub fn reaped(pid: i32, how: &ExitKind) -> bool {
@@ -228,6 +242,7 @@ fn spawn(recipe: &Recipe) -> io::Result<Running> {
         .arg(if recipe.lazy { "1" } else { "0" })
         .args(&recipe.app_args)
         .envs(recipe.setup.env.iter().map(|(k, v)| (k, v)))
+        .envs(recipe.setup.logto.iter().map(|p| ("MOLT_LOGTO", p)))
         .stdin(Stdio::null());
     if let Some(dir) = &recipe.setup.chdir {
         cmd.current_dir(dir);
@@ -239,6 +254,14 @@ fn spawn(recipe: &Recipe) -> io::Result<Running> {
     unsafe {
         cmd.pre_exec(move || {
             super::tie_to(master, "the master died before the zygote started")?;
+            // The first zygote starts while the master still blocks the signals it
+            // handles (until its handlers are in place); a mask survives exec, and a
+            // zygote (and its children) blocking SIGTERM or SIGUSR2 would ignore them.
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )?;
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             // Only stdio and the request socket: no listener, pipe or log of the master's.
             if fd != ZYGOTE_FD && libc::dup2(fd, ZYGOTE_FD) == -1 {
