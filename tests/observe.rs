@@ -12,21 +12,6 @@ use support::*;
 
 const T: Duration = Duration::from_secs(20);
 
-/// The stats address molt logged (`stats server listening on ADDR (...)`).
-fn stats_addr(m: &Molt) -> String {
-    assert!(m.wait_log("stats server listening on", T), "{}", m.log());
-    let log = m.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("stats server listening on"))
-        .unwrap_or_default();
-    line.split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// Runs a Python snippet; returns stdout (fails the test with stderr on error).
 fn python(code: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
@@ -53,7 +38,7 @@ fn hit(m: &Molt, path: &str, n: usize) {
 fn stats_document_has_the_uwsgi_layout_over_tcp_and_unix() {
     let m = Molt::start(&["--demo", "--processes", "2", "--stats", "127.0.0.1:0"], 2);
     hit(&m, "/", 5);
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     let doc = python(
         "import json,socket,sys\nh,p=sys.argv[1].rsplit(':',1)\ns=socket.create_connection((h,int(p)))\nb=b''\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nd=json.loads(b)\nw=d['workers']\nprint(len(w), sum(x['requests'] for x in w), all(x['rss']>0 for x in w), d['pid'], sorted(w[0].keys())==sorted(set(w[0].keys())), 'cores' in w[0] and 'apps' in w[0], w[0]['status'])",
         &[&addr],
@@ -81,7 +66,7 @@ fn stats_document_has_the_uwsgi_layout_over_tcp_and_unix() {
 fn uwsgitop_shows_the_workers_and_their_requests() {
     let m = Molt::start(&["--demo", "--processes", "2", "--stats", "127.0.0.1:0"], 2);
     hit(&m, "/", 7);
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     let session = format!("molt-uwsgitop-{}", std::process::id());
     let tmux = |args: &[&str]| {
         Command::new("tmux")
@@ -141,7 +126,7 @@ fn metrics_parse_and_counters_survive_a_recycle() {
         ],
         1,
     );
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     hit(&m, "/", 6);
     let (before, hist_before, respawns_before) = scrape(&addr);
     assert_eq!((before, hist_before, respawns_before), (6, 6, 0));
@@ -179,7 +164,7 @@ fn leak_finder_ranks_the_leaking_route_first() {
         ],
         2,
     );
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     for i in 0..30 {
         hit(&m, &format!("/leak?kb={}", 64 + i % 2), 1);
         hit(&m, "/", 3);
@@ -303,7 +288,7 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
         ],
         2,
     );
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     for i in 0..50 {
         hit(&m, &format!("/leak?kb={}", 128 + i), 1);
     }
@@ -365,7 +350,7 @@ fn live_page_shows_worker_lines_and_a_recycle_mark_in_chromium() {
 #[test]
 fn foreign_sigkills_are_counted_in_stats_and_metrics() {
     let m = Molt::start(&["--demo", "--stats", "127.0.0.1:0", "--stats-http"], 1);
-    let addr = stats_addr(&m);
+    let addr = m.stats_addr();
     let victim = m.worker_pids()[0];
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim),

@@ -101,12 +101,7 @@ fn logto_is_reopened_on_sigusr2() {
         .unwrap_or_default()
         .contains("ready in")));
     let text = fs::read_to_string(&log).unwrap();
-    let addr = text
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = logged_addr(&text, "listening on ").unwrap();
     assert!(
         m.log().is_empty(),
         "nothing on stderr: it all goes to the logto file"

@@ -810,15 +810,7 @@ fn zygote_and_children_run_as_the_configured_user() {
 
 /// The stats JSON of `m` (started with `--stats 127.0.0.1:0`).
 fn stats(m: &Molt) -> serde_json::Value {
-    assert!(m.wait_log("stats server listening on", T));
-    let log = m.log();
-    let addr = log
-        .split("stats server listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&addr).expect("stats");
+    let mut s = std::net::TcpStream::connect(m.stats_addr()).expect("stats");
     let mut text = String::new();
     let _ = std::io::Read::read_to_string(&mut s, &mut text);
     serde_json::from_str(&text).expect("stats JSON")
@@ -1066,12 +1058,7 @@ fn sigusr2_reopens_the_log_in_the_python_children_too() {
     let m = Molt::start(&args, 0);
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     assert!(wait_for(T, || read(&log).contains("ready in")));
-    let addr = read(&log)
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let addr = logged_addr(&read(&log), "listening on ").unwrap();
     std::fs::rename(&log, &rotated).unwrap();
     m.signal(Signal::SIGUSR2);
     assert!(wait_for(T, || read(&log).contains("reopened")));

@@ -307,6 +307,37 @@ impl WsgiApp {
         }
     }
 
+    /// Reads the responses to `reqs`, all sent in one write, in order.
+    fn receive_batch(
+        &self,
+        chan: Channel,
+        reqs: &mut [Request<'_>],
+        respond: &mut dyn FnMut(usize, Response),
+    ) {
+        let mut chan = Some(chan);
+        for (i, req) in reqs.iter_mut().enumerate() {
+            // A streamed response took the channel and put it back in the pool when done;
+            // with one runtime thread (see `batches`) nobody else can have taken it since.
+            let Some(c) = chan.take().or_else(|| self.take_channel()) else {
+                respond(i, bad_gateway()); // the child is lost
+                continue;
+            };
+            match self.receive(c, req) {
+                Ok((response, back)) => {
+                    chan = back;
+                    respond(i, response);
+                }
+                Err(lost) => {
+                    self.shared.child_lost(&lost);
+                    respond(i, bad_gateway());
+                }
+            }
+        }
+        if let Some(c) = chan {
+            self.shared.give_back(c);
+        }
+    }
+
     /// An idle channel, its child thread moved next to us now and then (see
     /// [`affinity`]); `None` when the child is lost.
     fn take_channel(&self) -> Option<Channel> {
@@ -348,58 +379,22 @@ impl App for WsgiApp {
     /// for the worker, so k requests cost about two hand-offs between the processes
     /// instead of 2k.
     fn call_many(&self, reqs: &mut [Request<'_>], respond: &mut dyn FnMut(usize, Response)) {
-        if reqs.iter().any(has_body) {
-            for (i, req) in reqs.iter_mut().enumerate() {
-                respond(i, self.call(req));
-            }
-            return;
-        }
-        let Some(mut chan) = self.take_channel() else {
-            for i in 0..reqs.len() {
-                respond(i, bad_gateway());
-            }
-            return;
-        };
-        let mut sendable = 0;
-        for req in reqs.iter() {
-            let before = chan.out.len();
-            if protocol::encode_request(&mut chan.out, req, false, &self.defaults).is_err() {
-                // A NUL in this path: send what precedes it, the rest one at a time.
-                chan.out.truncate(before);
-                break;
-            }
-            sendable += 1;
-        }
-        let mut sent = chan.flush().map(|()| sendable);
-        let mut chan = Some(chan);
-        for (i, req) in reqs.iter_mut().enumerate() {
-            let res = match (&mut sent, chan.take()) {
-                (Ok(n), Some(c)) if i < *n => self.receive(c, req),
-                (Ok(_), Some(c)) => {
-                    // Past a request that could not be encoded: one at a time.
-                    self.shared.give_back(c);
-                    Ok((self.call(req), None))
-                }
-                (Ok(_), None) => match self.take_channel() {
-                    Some(c) => self.receive(c, req),
-                    None => Ok((bad_gateway(), None)),
-                },
-                (Err(_), _) => Ok((bad_gateway(), None)),
-            };
-            match res {
-                Ok((response, back)) => {
-                    chan = back;
-                    respond(i, response);
-                }
-                Err(lost) => {
-                    self.shared.child_lost(&lost);
-                    sent = Err(io::Error::other("lost"));
-                    respond(i, bad_gateway());
+        let mut sent = 0;
+        if !reqs.iter().any(has_body) {
+            if let Some(mut chan) = self.take_channel() {
+                sent = encode_prefix(&mut chan.out, reqs, &self.defaults);
+                match chan.flush() {
+                    Ok(()) => self.receive_batch(chan, &mut reqs[..sent], respond),
+                    Err(e) => {
+                        self.shared.child_lost(&Lost::Io(e));
+                        (0..sent).for_each(|i| respond(i, bad_gateway()));
+                    }
                 }
             }
         }
-        if let Some(c) = chan {
-            self.shared.give_back(c);
+        // What was not sent in the batch (a body, a NUL in a path, no channel): one by one.
+        for (i, req) in reqs.iter_mut().enumerate().skip(sent) {
+            respond(i, self.call(req));
         }
     }
 
@@ -614,6 +609,19 @@ fn nul_in_path() -> Response {
 fn bad_gateway() -> Response {
     Response::text(502, &b"Bad Gateway: the app process is gone\n"[..])
         .with_header("Connection", "close")
+}
+
+/// Encodes the leading requests of a batch, up to one that cannot be sent (a NUL in its
+/// path, answered 400 on its own later); returns how many were encoded.
+fn encode_prefix(out: &mut Vec<u8>, reqs: &[Request<'_>], defaults: &ServerDefaults) -> usize {
+    for (n, req) in reqs.iter().enumerate() {
+        let before = out.len();
+        if protocol::encode_request(out, req, false, defaults).is_err() {
+            out.truncate(before);
+            return n;
+        }
+    }
+    reqs.len()
 }
 
 /// Whether the request carries a body the app may read.

@@ -137,10 +137,18 @@ impl Molt {
     }
 
     fn listening_addr(&self) -> Option<String> {
-        let log = self.log();
-        let line = log.lines().find(|l| l.contains("listening on "))?;
-        let rest = line.split("listening on ").nth(1)?;
-        Some(rest.split_whitespace().next()?.to_string())
+        logged_addr(&self.log(), "listening on ")
+    }
+
+    /// The stats server's address (started with `--stats 127.0.0.1:0`), once logged.
+    pub fn stats_addr(&self) -> String {
+        let prefix = "stats server listening on ";
+        assert!(
+            self.wait_log(prefix, Duration::from_secs(30)),
+            "{}",
+            self.log()
+        );
+        logged_addr(&self.log(), prefix).unwrap_or_default()
     }
 
     /// Every listener from the log: (local address, protocol name), in config order.
@@ -245,6 +253,12 @@ impl Drop for Molt {
             eprintln!("---- molt log ----\n{}", self.log());
         }
     }
+}
+
+/// The address after `prefix` on the first log line that has it ("listening on ADDR (...)").
+pub fn logged_addr(log: &str, prefix: &str) -> Option<String> {
+    let rest = log.lines().find_map(|l| l.split(prefix).nth(1))?;
+    Some(rest.split_whitespace().next()?.to_string())
 }
 
 /// Whether `pid` runs molt's Python zygote (its argv carries the `molt-zygote` marker).
