@@ -1081,3 +1081,29 @@ fn sigusr2_reopens_the_log_in_the_python_children_too() {
         assert_eq!(blocked, Some("SigBlk:\t0000000000000000"), "pid {pid}");
     }
 }
+
+#[test]
+fn a_batch_with_a_stream_then_a_bad_path_answers_each() {
+    let m = demo(&["--processes", "1", "--stats", "127.0.0.1:0"], 1);
+    let mut slow = established(&m);
+    let mut conns: Vec<_> = (0..3).map(|_| established(&m)).collect();
+    slow.get_mut()
+        .write_all(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(wait_for(T, || stats(&m)["workers"][0]["status"] == "busy"));
+    let sends: [&[u8]; 3] = [
+        b"GET /stream?n=3 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a%00b HTTP/1.1\r\nHost: t\r\n\r\n", // cannot go to the child: 400
+        b"GET /environ?id=3 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ];
+    for (c, bytes) in conns.iter_mut().zip(sends) {
+        c.get_mut().write_all(bytes).unwrap();
+    }
+    assert_eq!(read_response(&mut slow).unwrap().status, 200);
+    let statuses: Vec<u16> = conns
+        .iter_mut()
+        .map(|c| read_response(c).expect("answered").status)
+        .collect();
+    assert_eq!(statuses, [200, 400, 200]);
+    assert!(!m.log().contains("lost the python child"), "{}", m.log());
+}
